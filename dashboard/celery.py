@@ -1,0 +1,15 @@
+"""Celery application.
+
+Quotes, trading and reporting work go to separate queues so that a slow month-end report can
+never delay a client's deposit, and a flood of quote work never delays either.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+
+app = Celery("dashboard")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

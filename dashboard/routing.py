@@ -1,0 +1,3 @@
+"""WebSocket routes (live margins and quotes are added by the realtime work)."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,27 @@
+"""Staff pages. Views parse input, check scope, call one selector or service, and render."""
+
+from __future__ import annotations
+
+from django.views.decorators.http import require_GET
+
+from dashboard.access import staff_required
+from dashboard.rendering import render_page
+from platforms.health import check_connection
+from platforms.selectors import get_visible_platform, visible_platforms
+
+
+@require_GET
+@staff_required
+def overview(request):
+    """One card per platform; each card fetches its own live health so the page never waits."""
+    return render_page(request, "dashboard/overview.html",
+                       {"platforms": visible_platforms(request.user)})
+
+
+@require_GET
+@staff_required
+def platform_health(request, pk: int):
+    platform = get_visible_platform(request.user, pk)
+    return render_page(request, "dashboard/overview.html",
+                       {"check": check_connection(platform), "platform": platform},
+                       partial="platform-health")

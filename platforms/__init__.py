@@ -1,0 +1,1 @@
+"""Everything about trade platforms: models and admin, the manager client, the mirror, the sandbox."""

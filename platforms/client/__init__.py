@@ -1,0 +1,74 @@
+"""Client for the CPlugin WebAPI v2 manager API of MT4/MT5 trade servers.
+
+No Django imports: used from views, Celery tasks, Channels consumers and benchmarks.
+See ``docs/client.md``.
+"""
+
+from .aio import AsyncManagerClient
+from .auth import ClientCredentialsAuth
+from .breaker import PlatformBreaker, breaker_for, configure_breakers, reset_breakers
+from .config import PlatformConfig, RetryPolicy
+from .errors import (
+    AuthenticationFailed,
+    Busy,
+    CircuitOpen,
+    ConnectionNotMade,
+    Forbidden,
+    Internal,
+    InvalidResponse,
+    ManagerApiError,
+    MT4Error,
+    MT5Error,
+    NoConnect,
+    NotFound,
+    OutcomeUnknown,
+    RequestTimeout,
+    TransportError,
+    Validation,
+    WriteInvalidResponse,
+    WriteTransportError,
+)
+from .operations import MT4, MT5, Kind, Operation, Page, WriteResult
+from .records import *  # noqa: F403 - the record types are part of the public API
+from .records import Envelope, TradePlatformInfo, envelope_decoder, split_flags
+from .sync import ManagerClient
+
+__all__ = [
+    "MT4",
+    "MT5",
+    "AsyncManagerClient",
+    "AuthenticationFailed",
+    "Busy",
+    "CircuitOpen",
+    "ClientCredentialsAuth",
+    "ConnectionNotMade",
+    "Envelope",
+    "Forbidden",
+    "Internal",
+    "InvalidResponse",
+    "Kind",
+    "MT4Error",
+    "MT5Error",
+    "ManagerApiError",
+    "ManagerClient",
+    "NoConnect",
+    "NotFound",
+    "Operation",
+    "OutcomeUnknown",
+    "Page",
+    "PlatformBreaker",
+    "PlatformConfig",
+    "RequestTimeout",
+    "RetryPolicy",
+    "TradePlatformInfo",
+    "TransportError",
+    "Validation",
+    "WriteInvalidResponse",
+    "WriteResult",
+    "WriteTransportError",
+    "breaker_for",
+    "configure_breakers",
+    "envelope_decoder",
+    "reset_breakers",
+    "split_flags",
+]

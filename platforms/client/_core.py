@@ -1,0 +1,103 @@
+"""What the sync and async clients share: configuration, breaker, auth, namespaces and
+the mapping of httpx transport exceptions onto client errors."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import httpx
+
+from .auth import ClientCredentialsAuth
+from .breaker import PlatformBreaker, breaker_for
+from .config import PlatformConfig, RetryPolicy
+from .errors import ConnectionNotMade, TransportError, WriteTransportError
+from .namespaces import MT4Namespace, MT5Namespace
+from .operations import PreparedCall, prepare
+
+__all__ = ["ClientCore"]
+
+#: Nothing was sent: the connection (or a pooled slot) was never obtained.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+class ClientCore:
+    """Base of :class:`ManagerClient` and :class:`AsyncManagerClient`."""
+
+    def __init__(
+        self,
+        config: PlatformConfig,
+        *,
+        breaker: PlatformBreaker | None = None,
+        sidecar_breaker: PlatformBreaker | None = None,
+        retry: RetryPolicy | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> None:
+        self.config = config
+        self.breaker = breaker if breaker is not None else breaker_for(config.platform_id)
+        # The x86 sidecar is a separate process: its outage must not stop the main API.
+        # Without a sidecar URL both share one host, hence one breaker.
+        if sidecar_breaker is None:
+            sidecar_breaker = (
+                breaker_for(f"{config.platform_id}/sidecar")
+                if config.sidecar_base_url and config.sidecar_base_url != config.api_base_url
+                else self.breaker
+            )
+        self.sidecar_breaker = sidecar_breaker
+        self.retry_policy = retry or RetryPolicy()
+        self.auth = auth if auth is not None else ClientCredentialsAuth(config)
+        self.mt4 = MT4Namespace(self)
+        self.mt5 = MT5Namespace(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(platform={self.config.platform_id}, "
+            f"kind={self.config.kind}, api={self.config.api_base_url})"
+        )
+
+    @property
+    def breaker_state(self) -> str:
+        """ "closed", "open" or "half-open"."""
+        return self.breaker.state
+
+    def _breaker_of(self, call: PreparedCall) -> PlatformBreaker:
+        return self.sidecar_breaker if call.op.sidecar else self.breaker
+
+    def _limits(self) -> httpx.Limits:
+        n = self.config.max_connections
+        return httpx.Limits(max_connections=n, max_keepalive_connections=n)
+
+    def _timeout(self, seconds: float) -> httpx.Timeout:
+        return httpx.Timeout(seconds, connect=self.config.connect_timeout)
+
+    def _prepare(self, op, **kwargs: Any) -> PreparedCall:
+        return prepare(self.config, op, **kwargs)
+
+    @contextlib.contextmanager
+    def _mapped_transport_errors(self, call: PreparedCall | None, host: str, operation: str):
+        """Turn httpx exceptions into ConnectionNotMade / TransportError (no secrets)."""
+        try:
+            yield
+        except _NOT_SENT as exc:
+            raise ConnectionNotMade(
+                message=f"could not connect to {host}: {str(exc) or type(exc).__name__}",
+                operation=operation,
+            ) from None
+        except httpx.TransportError as exc:
+            write = call is not None and call.op.is_write
+            cls = WriteTransportError if write else TransportError
+            suffix = "; the write may or may not have been applied" if write else ""
+            raise cls(
+                message=(
+                    f"connection to {host} failed after sending: "
+                    f"{type(exc).__name__} {exc}".rstrip()
+                    + suffix
+                ),
+                operation=operation,
+            ) from None
+
+    def _call(self, op, **kwargs: Any) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _iterate(self, fetch, page_size: int, *args: Any, timeout: float | None = None):
+        raise NotImplementedError  # pragma: no cover - overridden

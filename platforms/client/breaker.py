@@ -1,0 +1,242 @@
+"""A circuit breaker per trade platform, on top of ``pybreaker``.
+
+What counts as a failure: the platform-unreachable kind only — ``NoConnect``, answers
+that are not WebAPI envelopes (HTML 5xx proxy pages), a refused connection
+(``ConnectionNotMade``) and a dropped connection (``TransportError``). Every other
+outcome, business errors included (``Validation``, ``NotFound``, ``MT4Error``...),
+counts as a success: the platform answered.
+
+Why not ``CircuitBreaker.call()``: pybreaker holds its (re-entrant) lock for the whole
+guarded call, which would serialise every request to a platform in a process, and its
+``call_async`` needs Tornado. :class:`PlatformBreaker` therefore uses pybreaker's state
+machine and storage (memory, or ``CircuitRedisStorage`` shared by web and worker
+processes) but holds the lock only for the bookkeeping before and after the call, so the
+same code guards a blocking call and an awaited one. While half-open, exactly one probe
+per process is let through; other calls fail fast until it has finished.
+
+The registry (:func:`breaker_for`) keeps one breaker per platform id per process, so all
+clients of one platform share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import pybreaker
+
+from .errors import (
+    CircuitOpen,
+    ConnectionNotMade,
+    InvalidResponse,
+    NoConnect,
+    TransportError,
+)
+
+__all__ = [
+    "PlatformBreaker",
+    "breaker_for",
+    "configure_breakers",
+    "counts_as_failure",
+    "reset_breakers",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: ``listener(platform_id, old_state, new_state)`` with states "closed"/"open"/"half-open".
+StateListener = Callable[[str, str, str], None]
+
+
+def counts_as_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the platform is unreachable (as opposed to 'it answered no')."""
+    if isinstance(exc, NoConnect | ConnectionNotMade | TransportError):
+        return True
+    if isinstance(exc, InvalidResponse):
+        status = exc.http_status or 0
+        return status >= 500 or status == 0
+    return False
+
+
+class _Relay(pybreaker.CircuitBreakerListener):
+    def __init__(self, owner: PlatformBreaker) -> None:
+        self._owner = owner
+
+    def state_change(self, cb, old_state, new_state) -> None:
+        old = old_state.name if old_state is not None else "closed"
+        new = new_state.name
+        if old == new:
+            return
+        log.warning("circuit for platform %s: %s -> %s", self._owner.platform_id, old, new)
+        for listener in list(self._owner.listeners):
+            try:
+                listener(self._owner.platform_id, old, new)
+            except Exception:  # a listener must never break a call
+                log.exception("circuit listener failed")
+
+
+class PlatformBreaker:
+    """Guards calls to one platform. Use :meth:`call` (sync) or :meth:`call_async`."""
+
+    def __init__(
+        self,
+        platform_id: str,
+        *,
+        fail_max: int = 5,
+        reset_timeout: float = 30.0,
+        storage: pybreaker.CircuitBreakerStorage | None = None,
+        redis_url: str | None = None,
+        listeners: list[StateListener] | None = None,
+    ) -> None:
+        self.platform_id = platform_id
+        self.listeners: list[StateListener] = list(listeners or [])
+        if storage is None and redis_url:
+            import redis  # imported lazily: only needed for shared state
+
+            storage = pybreaker.CircuitRedisStorage(
+                pybreaker.STATE_CLOSED,
+                redis.Redis.from_url(redis_url),
+                namespace=f"manager-client:{platform_id}",
+            )
+        self._cb = pybreaker.CircuitBreaker(
+            fail_max=fail_max,
+            reset_timeout=reset_timeout,
+            exclude=[lambda exc: not counts_as_failure(exc)],
+            listeners=[_Relay(self)],
+            state_storage=storage,
+            name=platform_id,
+            throw_new_error_on_trip=False,
+        )
+        self._probe_lock = threading.Lock()
+        self._probe_started: float | None = None
+
+    # ------------------------------------------------------------------ introspection
+
+    def add_listener(self, listener: StateListener) -> None:
+        self.listeners.append(listener)
+
+    @property
+    def state(self) -> str:
+        """ "closed", "open" or "half-open" (as stored; shared when stored in Redis)."""
+        return self._cb.current_state
+
+    @property
+    def fail_counter(self) -> int:
+        return self._cb.fail_counter
+
+    @property
+    def reset_timeout(self) -> float:
+        return self._cb.reset_timeout
+
+    def seconds_until_probe(self) -> float:
+        opened_at = self._cb._state_storage.opened_at
+        if opened_at is None:
+            return 0.0
+        elapsed = (datetime.now(UTC) - opened_at).total_seconds()
+        return max(0.0, self._cb.reset_timeout - elapsed)
+
+    def reset(self) -> None:
+        """Close the circuit by hand (admin action)."""
+        self._cb.close()
+
+    def trip(self) -> None:
+        """Open the circuit by hand (admin action)."""
+        self._cb.open()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _before(self, operation: str | None) -> bool:
+        """Admit a call or raise CircuitOpen; returns True if the call is the probe."""
+        cb = self._cb
+        with cb._lock:
+            state = cb.state.name
+            if state == pybreaker.STATE_OPEN:
+                wait = self.seconds_until_probe()
+                if wait > 0:
+                    raise CircuitOpen(self.platform_id, wait, operation)
+                cb.half_open()
+                state = pybreaker.STATE_HALF_OPEN
+            if state == pybreaker.STATE_HALF_OPEN:
+                with self._probe_lock:
+                    if self._probe_started is not None and (
+                        time.monotonic() - self._probe_started < 300
+                    ):
+                        raise CircuitOpen(self.platform_id, 0.0, operation)
+                    self._probe_started = time.monotonic()
+                return True
+            return False
+
+    def _after(self, probe: bool, exc: BaseException | None) -> None:
+        cb = self._cb
+        try:
+            with cb._lock:
+                state = cb.state
+                if exc is None:
+                    state._handle_success()
+                elif isinstance(exc, Exception):
+                    # pybreaker re-raises on a trip; the caller re-raises the original.
+                    with contextlib.suppress(Exception):
+                        state._handle_error(exc, reraise=False)
+                # BaseException (cancellation): no verdict on the platform.
+        finally:
+            if probe:
+                with self._probe_lock:
+                    self._probe_started = None
+
+    # ------------------------------------------------------------------ guarded calls
+
+    def call(self, func: Callable[[], T], operation: str | None = None) -> T:
+        probe = self._before(operation)
+        try:
+            result = func()
+        except BaseException as exc:
+            self._after(probe, exc)
+            raise
+        self._after(probe, None)
+        return result
+
+    async def call_async(self, func: Callable[[], Awaitable[T]], operation: str | None = None) -> T:
+        probe = self._before(operation)
+        try:
+            result = await func()
+        except BaseException as exc:
+            self._after(probe, exc)
+            raise
+        self._after(probe, None)
+        return result
+
+
+# --------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, PlatformBreaker] = {}
+_REGISTRY_LOCK = threading.Lock()
+_DEFAULTS: dict[str, Any] = {"fail_max": 5, "reset_timeout": 30.0, "redis_url": None}
+
+
+def configure_breakers(
+    *, fail_max: int = 5, reset_timeout: float = 30.0, redis_url: str | None = None
+) -> None:
+    """Set the settings of breakers created from now on (e.g. from Django settings)."""
+    _DEFAULTS.update(fail_max=fail_max, reset_timeout=reset_timeout, redis_url=redis_url)
+
+
+def breaker_for(platform_id: str, **overrides: Any) -> PlatformBreaker:
+    """The process-wide breaker of ``platform_id`` (created on first use)."""
+    with _REGISTRY_LOCK:
+        breaker = _REGISTRY.get(platform_id)
+        if breaker is None:
+            breaker = _REGISTRY[platform_id] = PlatformBreaker(
+                platform_id, **{**_DEFAULTS, **overrides}
+            )
+        return breaker
+
+
+def reset_breakers() -> None:
+    """Forget every registered breaker (tests, reconfiguration)."""
+    with _REGISTRY_LOCK:
+        _REGISTRY.clear()

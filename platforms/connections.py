@@ -1,0 +1,69 @@
+"""One pooled manager client per platform per process, built from the ``TradePlatform`` row.
+
+Views, tasks and consumers ask here instead of building clients, so that connection pools,
+tokens and circuit breakers are shared, and so that an edited platform (new URL or secret)
+gets a fresh client on its next use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import datetime
+
+from django.conf import settings
+
+from platforms.client import AsyncManagerClient, ManagerClient, PlatformConfig
+from platforms.models import TradePlatform
+
+_lock = threading.Lock()
+_sync_clients: dict[int, tuple[datetime, ManagerClient]] = {}
+_async_clients: dict[tuple[int, int], tuple[datetime, AsyncManagerClient]] = {}
+
+
+def platform_config(platform: TradePlatform) -> PlatformConfig:
+    return PlatformConfig(
+        platform_id=str(platform.platform_id),
+        kind=platform.kind,
+        api_base_url=platform.api_base_url,
+        sidecar_base_url=platform.sidecar_base_url or None,
+        authority=platform.oauth_authority,
+        client_id=platform.client_id,
+        client_secret=platform.client_secret,
+        scope=platform.oauth_scope or None,
+        max_connections=settings.MANAGER_API["MAX_CONNECTIONS"],
+    )
+
+
+def client_for(platform: TradePlatform) -> ManagerClient:
+    """The process-wide sync client for ``platform`` (thread-safe; httpx clients are)."""
+    with _lock:
+        cached = _sync_clients.get(platform.pk)
+        if cached and cached[0] == platform.updated_at:
+            return cached[1]
+        client = ManagerClient(platform_config(platform))
+        _sync_clients[platform.pk] = (platform.updated_at, client)
+    if cached:
+        cached[1].close()
+    return client
+
+
+def async_client_for(platform: TradePlatform) -> AsyncManagerClient:
+    """The async client for ``platform`` on the running event loop (httpx pools are per loop)."""
+    key = (platform.pk, id(asyncio.get_running_loop()))
+    with _lock:
+        cached = _async_clients.get(key)
+        if cached and cached[0] == platform.updated_at:
+            return cached[1]
+        client = AsyncManagerClient(platform_config(platform))
+        _async_clients[key] = (platform.updated_at, client)
+    return client
+
+
+def forget_clients() -> None:
+    """Drop every cached client (tests, and after settings change)."""
+    with _lock:
+        for _, client in _sync_clients.values():
+            client.close()
+        _sync_clients.clear()
+        _async_clients.clear()

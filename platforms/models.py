@@ -1,0 +1,106 @@
+"""Trade platforms (MT4 / MT5 servers behind a manager WebAPI) and the audit trail."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from platforms.fields import EncryptedTextField
+
+
+class PlatformKind(models.TextChoices):
+    MT4 = "MT4", "MetaTrader 4"
+    MT5 = "MT5", "MetaTrader 5"
+
+
+class PlatformEnvironment(models.TextChoices):
+    PRODUCTION = "production", "Production"
+    SANDBOX = "sandbox", "Sandbox"
+    CUSTOM = "custom", "Custom"
+
+
+# The vendor's public hosts; custom and our embedded sandbox give their own URLs.
+ENVIRONMENT_PRESETS = {
+    PlatformEnvironment.PRODUCTION: ("https://cloud.mywebapi.com", "https://auth.cplugin.net"),
+    PlatformEnvironment.SANDBOX: ("https://pre.mywebapi.com", "https://pre.auth.cplugin.net"),
+}
+
+
+class TradePlatform(models.Model):
+    """One MT4 or MT5 trade server reachable through a manager WebAPI.
+
+    ``client_secret`` is encrypted at rest and must never reach a template, a log line or an
+    exception message. ``sidecar_base_url`` is where the x86-only operations go; blank means
+    the API base URL, which is how the public service routes them.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=3, choices=PlatformKind.choices)
+    environment = models.CharField(
+        max_length=20, choices=PlatformEnvironment.choices, default=PlatformEnvironment.CUSTOM
+    )
+    api_base_url = models.URLField("API base URL", max_length=300)
+    sidecar_base_url = models.URLField(
+        "sidecar base URL",
+        max_length=300,
+        blank=True,
+        help_text="x86 sidecar for snapshots, messaging and plugins; blank = the API base URL.",
+    )
+    oauth_authority = models.URLField("OAuth authority", max_length=300)
+    client_id = models.CharField(max_length=200)
+    client_secret = EncryptedTextField(blank=True)
+    oauth_scope = models.CharField(
+        "OAuth scope", max_length=200, blank=True, help_text="Space-separated; blank = none sent."
+    )
+    platform_id = models.UUIDField(
+        "trade platform id", help_text="The GUID the WebAPI knows this server by."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_base_url", "platform_id"], name="unique_platform_per_api"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == PlatformEnvironment.PRODUCTION
+
+
+class AuditEvent(models.Model):
+    """Append-only record of every write made through the dashboard (who, what, before/after).
+
+    Values that are secrets are stored as ``"***"`` by the service that records them.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=100, db_index=True)
+    platform = models.ForeignKey(
+        TradePlatform, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    request_id = models.UUIDField(default=uuid.uuid4, db_index=True)
+    outcome = models.CharField(max_length=50, default="ok")
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"

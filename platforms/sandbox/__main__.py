@@ -1,0 +1,7 @@
+"""``python -m platforms.sandbox`` — see ``platforms.sandbox.cli``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

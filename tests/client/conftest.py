@@ -1,0 +1,149 @@
+"""Fixtures for the manager API client tests: real sandbox process, fresh breakers."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from platforms.client import (
+    AsyncManagerClient,
+    ManagerClient,
+    PlatformBreaker,
+    PlatformConfig,
+    RetryPolicy,
+    reset_breakers,
+)
+from platforms.client.auth import clear_discovery_cache
+from tests.sandbox_process import SandboxInfo
+
+FAST_RETRY = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05, jitter=0.01, total_time=5)
+
+
+def make_config(sandbox: SandboxInfo, *, kind: str = "MT4", **overrides) -> PlatformConfig:
+    values = dict(
+        platform_id=sandbox.mt4_id if kind == "MT4" else sandbox.mt5_id,
+        kind=kind,
+        api_base_url=sandbox.base_url,
+        sidecar_base_url=sandbox.sidecar_url,
+        authority=sandbox.authority,
+        client_id=sandbox.client_id,
+        client_secret=sandbox.client_secret,
+    )
+    values.update(overrides)
+    return PlatformConfig(**values)
+
+
+def fresh_breaker(platform_id: str | None = None, **kwargs) -> PlatformBreaker:
+    kwargs.setdefault("fail_max", 3)
+    kwargs.setdefault("reset_timeout", 1.0)
+    return PlatformBreaker(platform_id or str(uuid.uuid4()), **kwargs)
+
+
+class Recorder:
+    """httpx event hooks that remember every request and response (token calls too)."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.responses: list[httpx.Response] = []
+
+    def on_request(self, request: httpx.Request) -> None:
+        self.requests.append(request)
+
+    def on_response(self, response: httpx.Response) -> None:
+        self.responses.append(response)
+
+    async def aon_request(self, request: httpx.Request) -> None:
+        self.on_request(request)
+
+    async def aon_response(self, response: httpx.Response) -> None:
+        self.on_response(response)
+
+    def hooks(self) -> dict:
+        return {"request": [self.on_request], "response": [self.on_response]}
+
+    def ahooks(self) -> dict:
+        return {"request": [self.aon_request], "response": [self.aon_response]}
+
+    def statuses(self) -> list[int]:
+        return [r.status_code for r in self.responses]
+
+    def api_requests(self) -> list[httpx.Request]:
+        return [r for r in self.requests if "/api/v2/" in r.url.path]
+
+
+class Sandbox:
+    """Thin helper over the sandbox control API."""
+
+    def __init__(self, info: SandboxInfo) -> None:
+        self.info = info
+
+    def fault(self, **rule) -> str:
+        return self.info.control("POST", "/faults", json=rule).json().get("id")
+
+    def clear_faults(self) -> None:
+        self.info.clear_faults()
+
+    def stats(self) -> dict:
+        return self.info.control("GET", "/stats").json()
+
+    def op_stats(self, name: str) -> dict:
+        return self.stats()["operations"].get(name, {"received": 0, "executed": 0})
+
+    def reset_stats(self) -> None:
+        self.info.control("DELETE", "/stats")
+
+    def revoke_tokens(self) -> None:
+        self.info.control("POST", "/tokens/revoke")
+
+    def sidecar(self, up: bool) -> None:
+        self.info.control("POST", "/sidecar", json={"up": up})
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state():
+    """Each test gets its own breakers and discovery cache."""
+    reset_breakers()
+    clear_discovery_cache()
+    yield
+    reset_breakers()
+
+
+@pytest.fixture
+def sb(clean_sandbox: SandboxInfo) -> Sandbox:
+    helper = Sandbox(clean_sandbox)
+    helper.reset_stats()
+    yield helper
+    helper.sidecar(True)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def client(sb: Sandbox, recorder: Recorder):
+    config = make_config(sb.info)
+    with ManagerClient(
+        config,
+        breaker=fresh_breaker(config.platform_id),
+        sidecar_breaker=fresh_breaker(config.platform_id + "/sidecar"),
+        retry=FAST_RETRY,
+        event_hooks=recorder.hooks(),
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+async def aclient(sb: Sandbox, recorder: Recorder):
+    config = make_config(sb.info)
+    async with AsyncManagerClient(
+        config,
+        breaker=fresh_breaker(config.platform_id),
+        sidecar_breaker=fresh_breaker(config.platform_id + "/sidecar"),
+        retry=FAST_RETRY,
+        event_hooks=recorder.ahooks(),
+    ) as c:
+        yield c

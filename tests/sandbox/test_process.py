@@ -1,0 +1,90 @@
+"""Process-level contract: --fault specs, --record-exchanges, ready file, clean SIGINT exit."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.sandbox.conftest import Api, fetch_token
+from tests.sandbox_process import start_sandbox
+
+
+@pytest.fixture(scope="module")
+def recording():
+    info = start_sandbox(
+        "--users",
+        "40",
+        "--seed",
+        "3",
+        "--tick-rate",
+        "0",
+        "--record-exchanges",
+        "--fault",
+        "ServerTime:error=Busy:times=1",
+        "--fault",
+        "UsersSnapshot:latency=0.2:port=sidecar",
+    )
+    yield info
+    info.stop()
+    assert info.process.returncode == 0
+
+
+def test_fault_flags_and_exchange_recording(recording) -> None:
+    api = Api(recording, fetch_token(recording))
+    rules = recording.control("GET", "/faults").json()["rules"]
+    assert {r["operation"] for r in rules} == {"ServerTime", "UsersSnapshot"}
+    first = api.mt4("GET", "ServerTime")
+    assert api.err(first)["code"] == "Busy" and first.headers["x-request-outcome"] == "not-started"
+    assert api.ok(api.mt4("GET", "ServerTime"))
+    assert api.ok(api.mt4("GET", "UsersSnapshot", sidecar=True, params={"limit": 2}))
+    out = recording.control("GET", "/exchanges").json()
+    ex = out["exchanges"]
+    paths = [(e["port"], e["method"], e["path"]) for e in ex]
+    assert ("main", "POST", "/connect/token") in paths
+    assert ("sidecar", "GET", f"/api/v2/MT4/{recording.mt4_id}/UsersSnapshot") in paths
+    last = ex[-1]
+    assert last["status"] == 200 and '"data"' in last["responseBody"] and last["query"] == "limit=2"
+    assert {
+        "seq",
+        "port",
+        "method",
+        "path",
+        "query",
+        "requestHeaders",
+        "requestBody",
+        "status",
+        "responseHeaders",
+        "responseBody",
+    } <= set(last)
+    later = recording.control("GET", f"/exchanges?since={out['next']}").json()
+    assert later["exchanges"] == []
+    api.close()
+
+
+def test_same_seed_same_data(recording) -> None:
+    other = start_sandbox("--users", "40", "--seed", "3", "--tick-rate", "0")
+    try:
+        a = Api(recording, fetch_token(recording))
+        b = Api(other, fetch_token(other))
+        ua = a.ok(a.mt4("GET", "UsersRequest"))
+        ub = b.ok(b.mt4("GET", "UsersRequest"))
+        assert [(u["login"], u["name"], u["group"]) for u in ua] == [
+            (u["login"], u["name"], u["group"]) for u in ub
+        ]
+        assert (
+            a.ok(a.mt4("GET", "TickInfoLast"))[0]["bid"]
+            == b.ok(b.mt4("GET", "TickInfoLast"))[0]["bid"]
+        )
+        assert a.ok(a.mt4("GET", "TradesUserHistory/100005")) == b.ok(
+            b.mt4("GET", "TradesUserHistory/100005")
+        )
+    finally:
+        other.stop()
+    assert other.process.returncode == 0
+
+
+def test_control_api_rejects_bad_input(recording) -> None:
+    r = httpx.post(f"{recording.control_url}/market/tick", json={"count": 0})
+    assert r.status_code == 400
+    r = httpx.get(f"{recording.control_url}/accounts/1")
+    assert r.status_code == 404
