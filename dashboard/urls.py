@@ -4,7 +4,6 @@ from django.urls import include, path
 
 from dashboard import views
 
-
 dashboard_patterns = [
     path("", views.overview, name="overview"),
     path("platforms/<int:pk>/health/", views.platform_health, name="platform-health"),

@@ -1,1 +1,1 @@
-"""Everything about trade platforms: models and admin, the manager client, the mirror, the sandbox."""
+"""Everything about trade platforms: models, admin, the manager client, mirror, sandbox."""

@@ -60,7 +60,9 @@ class TradePlatformForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         preset = ENVIRONMENT_PRESETS.get(cleaned.get("environment"))
-        for field, default in zip(("api_base_url", "oauth_authority"), preset or (None, None)):
+        for field, default in zip(
+            ("api_base_url", "oauth_authority"), preset or (None, None), strict=True
+        ):
             value = (cleaned.get(field) or "").rstrip("/")
             if not value and default:
                 value = default

@@ -1,5 +1,32 @@
-"""The tests start the sandbox exactly as the demo does (see ``platforms.sandbox_process``)."""
+"""The tests start the sandbox exactly as the demo does (``platforms.sandbox_process``), plus
+one thing: every sandbox a test starts records its exchanges, and before it stops, every answer
+it gave is judged against the vendor's OpenAPI document. Violations fail the session."""
 
-from platforms.sandbox_process import SandboxInfo, start_sandbox
+from __future__ import annotations
 
-__all__ = ["SandboxInfo", "start_sandbox"]
+from dataclasses import fields
+
+from platforms.sandbox_process import SandboxInfo
+from platforms.sandbox_process import start_sandbox as _start_sandbox
+
+__all__ = ["SandboxInfo", "start_sandbox", "violations"]
+
+#: Violations found so far (``"<base_url>: <message>"``); ``conftest`` fails the session on any.
+violations: list[str] = []
+
+
+class JudgedSandbox(SandboxInfo):
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            from tests.conformance.openapi_judge import validate_recorded
+
+            found, _ = validate_recorded(self.control_url)
+            violations.extend(f"{self.base_url}: {message}" for message in found)
+        super().stop()
+
+
+def start_sandbox(*args: str, **kwargs) -> JudgedSandbox:
+    if "--record-exchanges" not in args:
+        args = (*args, "--record-exchanges")
+    info = _start_sandbox(*args, **kwargs)
+    return JudgedSandbox(**{f.name: getattr(info, f.name) for f in fields(info)})

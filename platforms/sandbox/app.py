@@ -265,7 +265,9 @@ class Sandbox:
                 )
             await asyncio.sleep(latency)
         if error is not None:
-            if error == "OutcomeUnknown" and operation.write:
+            # A write that misses its deadline is never "nothing changed" on the real server:
+            # an injected Timeout on a write is answered, and applied, as OutcomeUnknown.
+            if error in ("OutcomeUnknown", "Timeout") and operation.write:
                 self._execute(operation, ctx, key, activity, outcome="unknown")
                 return fail(
                     ApiFail(

@@ -284,7 +284,7 @@ def default_groups() -> list[Group]:
         Group("demo\\usd", "USD", 100, 50, 20, 10000.0, weight=2),
         Group("real\\eur", "EUR", 200, 100, 50, 5000.0, weight=2),
         Group("real\\usd-pro", "USD", 500, 80, 30, 25000.0, weight=2),
-        Group("real\\usd-standard", "USD", 100, 100, 50, 2000.0, weight=4),
+        Group("real\\usd-std", "USD", 100, 100, 50, 2000.0, weight=4),
     ]
 
 

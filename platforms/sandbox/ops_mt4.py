@@ -36,6 +36,16 @@ def _p(ctx: Ctx) -> MT4Platform:
     return ctx.platform
 
 
+MAX_GROUP_NAME = 16  # MT4 ConGroup.group is char[16]
+
+
+def _group_name(ctx: Ctx, i: int) -> str:
+    name = ctx.args[i]
+    if not name or len(name) > MAX_GROUP_NAME:
+        raise validation(f"'group' must be 1-{MAX_GROUP_NAME} characters, got {name!r}")
+    return name
+
+
 def _login(ctx: Ctx, i: int = 0) -> int:
     login = ctx.int_arg(i, "login")
     if login < 1:
@@ -425,8 +435,9 @@ def trades_get(ctx: Ctx) -> Result:
 def trades_get_by_login(ctx: Ctx) -> Result:
     p = _p(ctx)
     acc = p.account(_login(ctx))
-    if ctx.args[1] != acc.group.name:
-        raise not_found(f"Account {acc.login} is not in group '{ctx.args[1]}'")
+    group = _group_name(ctx, 1)
+    if group != acc.group.name:
+        raise not_found(f"Account {acc.login} is not in group '{group}'")
     return Result(Raw([dto.trade_bytes(p, t) for t in sorted(acc.open, key=lambda t: t.ticket)]))
 
 
@@ -719,7 +730,12 @@ def groups_get(ctx: Ctx) -> Result:
 
 @op(MT4, "GET", "GroupRecordGet", 10, nargs=(1,))
 def group_record_get(ctx: Ctx) -> Result:
-    return Result(dto.group_dict(_p(ctx).group(ctx.args[0])))
+    return Result(dto.group_dict(_p(ctx).group(_group_name(ctx, 0))))
+
+
+@op(MT4, "GET", "EnsureGroupNameExist", 10, nargs=(1,))
+def ensure_group_name_exist(ctx: Ctx) -> Result:
+    return Result(_group_name(ctx, 0) in _p(ctx).groups)
 
 
 # ------------------------------------------------------------------------------ symbols / prices

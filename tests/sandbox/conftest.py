@@ -6,15 +6,14 @@ import itertools
 import json
 from collections.abc import Iterator
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conformance.openapi_judge import SPEC_PATH
 from tests.sandbox_process import SandboxInfo
 
-SPEC_PATH = Path("/work/shared/reference/cplugin-webapi-v2.openapi.json")
 _logins = itertools.count(100050)
 
 
