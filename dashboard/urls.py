@@ -2,11 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard import views
+from dashboard.views import overview
 
 dashboard_patterns = [
-    path("", views.overview, name="overview"),
-    path("platforms/<int:pk>/health/", views.platform_health, name="platform-health"),
+    path("", overview.overview, name="overview"),
+    path("platforms/<int:pk>/health/", overview.platform_health, name="platform-health"),
 ]
 
 urlpatterns = [

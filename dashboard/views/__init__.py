@@ -1,0 +1,1 @@
+"""Staff pages, one module per screen family."""

@@ -1,0 +1,17 @@
+"""Models, one module per concern; everything is importable from ``platforms.models``."""
+
+from platforms.models.platform import (
+    ENVIRONMENT_PRESETS,
+    AuditEvent,
+    PlatformEnvironment,
+    PlatformKind,
+    TradePlatform,
+)
+
+__all__ = [
+    "ENVIRONMENT_PRESETS",
+    "AuditEvent",
+    "PlatformEnvironment",
+    "PlatformKind",
+    "TradePlatform",
+]
