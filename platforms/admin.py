@@ -8,14 +8,51 @@ from django.forms.models import model_to_dict
 from platforms import audit
 from platforms.forms import TradePlatformForm
 from platforms.health import check_connection
-from platforms.models import AuditEvent, TradePlatform
+from platforms.models import AuditEvent, PlatformAccess, TradePlatform
 
 AUDITED_FIELDS = [f for f in TradePlatformForm.Meta.fields]
+
+
+class PlatformAccessInline(admin.TabularInline):
+    model = PlatformAccess
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+def _access_values(access: PlatformAccess) -> dict:
+    return {"user": str(access.user), "platform": str(access.platform),
+            "group_masks": access.group_masks}
+
+
+def _audit_access(request, access: PlatformAccess, action: str, before: dict) -> None:
+    audit.record(request=request, action=action, platform=access.platform,
+                 target=str(access.user), before=before,
+                 after={} if action.endswith("revoke") else _access_values(access))
+
+
+@admin.register(PlatformAccess)
+class PlatformAccessAdmin(admin.ModelAdmin):
+    """Grants are writes like any other: each one lands in the audit trail."""
+
+    list_display = ["user", "platform", "group_masks"]
+    list_filter = ["platform"]
+    search_fields = ["user__username", "group_masks"]
+    autocomplete_fields = ["user"]
+
+    def save_model(self, request, obj, form, change):
+        before = _access_values(PlatformAccess.objects.get(pk=obj.pk)) if change else {}
+        super().save_model(request, obj, form, change)
+        _audit_access(request, obj, "access.change" if change else "access.grant", before)
+
+    def delete_model(self, request, obj):
+        _audit_access(request, obj, "access.revoke", _access_values(obj))
+        super().delete_model(request, obj)
 
 
 @admin.register(TradePlatform)
 class TradePlatformAdmin(admin.ModelAdmin):
     form = TradePlatformForm
+    inlines = [PlatformAccessInline]
     list_display = ["name", "kind", "environment", "api_base_url", "platform_id", "enabled"]
     list_filter = ["kind", "environment", "enabled"]
     search_fields = ["name", "platform_id", "api_base_url"]
@@ -46,6 +83,18 @@ class TradePlatformAdmin(admin.ModelAdmin):
             before=before,
             after=after,
         )
+
+    def save_formset(self, request, form, formset, change):
+        before = {a.pk: _access_values(a) for a in formset.get_queryset()}
+        for deleted in formset.deleted_forms:
+            if deleted.instance.pk:
+                _audit_access(request, deleted.instance, "access.revoke",
+                              before[deleted.instance.pk])
+        instances = formset.save()
+        for access in instances:
+            existed = access.pk in before
+            _audit_access(request, access, "access.change" if existed else "access.grant",
+                          before.get(access.pk, {}))
 
     def delete_model(self, request, obj):
         audit.record(request=request, action="platform.delete", target=obj.name,

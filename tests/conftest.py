@@ -62,5 +62,16 @@ def staff_user(db):
 
 @pytest.fixture
 def staff_client(client, staff_user):
+    """A staff user with no platform granted yet (grant with ``tests.factories.grant``)."""
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def dealer_client(client, staff_user, sandbox_platforms):
+    """A logged-in dealer with access to both sandbox platforms."""
+    from tests.factories import grant
+
+    grant(staff_user, *sandbox_platforms, role="dealer")
     client.force_login(staff_user)
     return client

@@ -32,3 +32,18 @@ class TradePlatformFactory(factory.django.DjangoModelFactory):
     client_id = "client"
     client_secret = "s3cret-value-never-shown"
     platform_id = factory.LazyFunction(uuid.uuid4)
+
+
+def grant(user, *platforms, group_masks: str = "", role: str | None = None):
+    """Give ``user`` access to ``platforms`` (and the role's permissions, if named)."""
+    from django.contrib.auth.models import Group
+
+    from platforms.models import PlatformAccess
+
+    for platform in platforms:
+        PlatformAccess.objects.update_or_create(
+            user=user, platform=platform, defaults={"group_masks": group_masks}
+        )
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user

@@ -28,7 +28,8 @@ def test_empty_state_when_no_platform_is_available(staff_client):
     assert "No trade platform is available to you" in page
 
 
-def test_cards_load_health_from_the_platform(staff_client, sandbox_platforms):
+def test_cards_load_health_from_the_platform(dealer_client, sandbox_platforms):
+    staff_client = dealer_client
     page = staff_client.get(reverse("dashboard:overview")).content.decode()
     for platform in sandbox_platforms:
         assert platform.name in page
@@ -43,7 +44,8 @@ def test_cards_load_health_from_the_platform(staff_client, sandbox_platforms):
         assert partial["Vary"].find("HX-Request") >= 0
 
 
-def test_unreachable_platform_shows_the_error_and_circuit(staff_client, sandbox_platforms):
+def test_unreachable_platform_shows_the_error_and_circuit(dealer_client, sandbox_platforms):
+    staff_client = dealer_client
     mt4, _ = sandbox_platforms
     mt4.api_base_url = "http://127.0.0.1:9"  # nothing listens on the discard port
     mt4.oauth_authority = "http://127.0.0.1:9"

@@ -12,6 +12,8 @@ from platforms.models import AuditEvent, TradePlatform
 from tests.factories import TradePlatformFactory
 
 SECRET = "s3cret-value-never-shown"
+# The platform-access inline's management form, empty.
+NO_INLINES = {"access-TOTAL_FORMS": "0", "access-INITIAL_FORMS": "0"}
 
 
 @pytest.mark.django_db
@@ -40,7 +42,7 @@ def _form_data(platform: TradePlatform, **overrides) -> dict:
         "name": platform.name, "kind": platform.kind, "environment": platform.environment,
         "platform_id": str(platform.platform_id), "api_base_url": platform.api_base_url,
         "sidecar_base_url": "", "oauth_authority": platform.oauth_authority, "oauth_scope": "",
-        "client_id": platform.client_id, "client_secret": "", "enabled": "on",
+        "client_id": platform.client_id, "client_secret": "", "enabled": "on", **NO_INLINES,
     }
     data.update(overrides)
     return data
@@ -74,7 +76,7 @@ def test_vendor_environment_fills_the_public_urls(admin_client):
         "name": "Live MT4", "kind": "MT4", "environment": "production",
         "platform_id": "6f1c1c61-0d6e-4d8e-9d3f-9a1b3c5d7e90", "api_base_url": "",
         "sidecar_base_url": "", "oauth_authority": "", "oauth_scope": "",
-        "client_id": "broker", "client_secret": "x", "enabled": "on",
+        "client_id": "broker", "client_secret": "x", "enabled": "on", **NO_INLINES,
     })
     assert response.status_code == 302
     live = TradePlatform.objects.get(name="Live MT4")
@@ -88,7 +90,7 @@ def test_custom_environment_without_urls_is_refused_with_a_message(admin_client)
         "name": "Nowhere", "kind": "MT4", "environment": "custom",
         "platform_id": "6f1c1c61-0d6e-4d8e-9d3f-9a1b3c5d7e91", "api_base_url": "",
         "sidecar_base_url": "", "oauth_authority": "", "oauth_scope": "",
-        "client_id": "broker", "client_secret": "x", "enabled": "on",
+        "client_id": "broker", "client_secret": "x", "enabled": "on", **NO_INLINES,
     })
     assert response.status_code == 200
     assert "Required for a custom environment." in response.content.decode()

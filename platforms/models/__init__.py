@@ -1,5 +1,6 @@
 """Models, one module per concern; everything is importable from ``platforms.models``."""
 
+from platforms.models.access import PlatformAccess
 from platforms.models.platform import (
     ENVIRONMENT_PRESETS,
     AuditEvent,
@@ -11,6 +12,7 @@ from platforms.models.platform import (
 __all__ = [
     "ENVIRONMENT_PRESETS",
     "AuditEvent",
+    "PlatformAccess",
     "PlatformEnvironment",
     "PlatformKind",
     "TradePlatform",

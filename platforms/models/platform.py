@@ -63,6 +63,20 @@ class TradePlatform(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # What a role may do; roles are Django groups created by migration (see roles.py).
+        permissions = [
+            ("view_personal_data", "Can see clients' email, phone, address and IP"),
+            ("operate_balance", "Can deposit, withdraw, credit and correct balances"),
+            ("operate_trades", "Can open, modify and close trades on a client's behalf"),
+            ("edit_accounts", "Can create and edit client accounts"),
+            ("approve_operations", "Can approve another staff member's operation"),
+            ("acknowledge_alerts", "Can acknowledge and take margin alerts"),
+            ("run_snapshots", "Can start a mirror snapshot"),
+            ("send_messages", "Can send internal mail and news"),
+            ("manage_plugins", "Can change server plugins and send plugin commands"),
+            ("view_health", "Can see platform health and queues"),
+            ("view_reports", "Can see and download reports"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["api_base_url", "platform_id"], name="unique_platform_per_api"
