@@ -96,7 +96,9 @@ def run(options: DemoOptions, say: Callable[[str], None]) -> int:
     def _terminate(signum, frame):
         raise KeyboardInterrupt
 
+    # Explicit for SIGINT too: a demo started in the background inherits SIGINT as ignored.
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     children: list[Child] = []
     sandbox = None
     try:
@@ -115,6 +117,8 @@ def run(options: DemoOptions, say: Callable[[str], None]) -> int:
             "-Q", ",".join(settings.CELERY_WORKER_QUEUES), "-c", "2",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ], log_dir))
+        if settings.REALTIME_BRIDGE == "external":  # with Redis: the bridge is its own process
+            children.append(_spawn("stream", ["manage.py", "stream"], log_dir))
         if options.beat:
             children.append(_spawn("beat", [
                 "-m", "celery", "-A", "dashboard", "beat", "-l", "info",

@@ -1,3 +1,5 @@
 """WebSocket routes (live margins and quotes are added by the realtime work)."""
 
-websocket_urlpatterns: list = []
+from platforms.routing import websocket_urlpatterns as platform_websockets
+
+websocket_urlpatterns: list = [*platform_websockets]

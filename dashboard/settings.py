@@ -76,6 +76,8 @@ INSTALLED_APPS = [
     "template_partials",
     "channels",
     "django_celery_beat",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "platforms",
     "dashboard",
 ]
@@ -150,6 +152,16 @@ else:
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Realtime (live margins, trades, quotes over Channels) -------------------------------------
+# "in-process": the upstream bridge starts inside the ASGI process on first WebSocket (demo,
+# in-memory layer); "external": `manage.py stream` runs it (production, Redis layer).
+REALTIME_BRIDGE = env.str("REALTIME_BRIDGE", default="external" if REDIS_URL else "in-process")
+REALTIME_MAX_FRAMES_PER_SECOND = env.int("REALTIME_MAX_FRAMES_PER_SECOND", default=4)
+REALTIME_BRIDGE_FLUSH_SECONDS = env.float("REALTIME_BRIDGE_FLUSH_SECONDS", default=0.1)
+REALTIME_MARGINS_REFRESH_SECONDS = env.float("REALTIME_MARGINS_REFRESH_SECONDS", default=5.0)
+REALTIME_SERVER_TIMEOUT_SECONDS = env.float("REALTIME_SERVER_TIMEOUT_SECONDS", default=30.0)
+REALTIME_RECONNECT_MAX_SECONDS = env.float("REALTIME_RECONNECT_MAX_SECONDS", default=30.0)
+
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
@@ -175,6 +187,8 @@ CELERY_TASK_ROUTES = {
     "platforms.tasks.execute_*": {"queue": "trading"},
     "platforms.tasks.reconcile_*": {"queue": "trading"},
     "platforms.tasks.refresh_quotes*": {"queue": "quotes"},
+    "platforms.trading.tasks.*": {"queue": "trading"},
+    "platforms.server_tasks.*": {"queue": "reporting"},
 }
 CELERY_WORKER_QUEUES = ["default", "trading", "reporting", "quotes"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -198,7 +212,15 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+
+def _plotly_assets() -> str:
+    """Plotly's JS ships inside the plotly wheel: served from there, never from a CDN."""
+    import plotly
+
+    return str(Path(plotly.__file__).parent / "package_data")
+
+
+STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", _plotly_assets())]
 STATIC_ROOT = VAR_DIR / "static"  # collectstatic target in production
 STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # the demo serves assets straight from installed packages

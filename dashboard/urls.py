@@ -2,14 +2,82 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard.views import overview
+from dashboard.views import (
+    accounts,
+    margins,
+    market,
+    operations,
+    overview,
+    server,
+    snapshots,
+    trades,
+)
 
 dashboard_patterns = [
     path("", overview.overview, name="overview"),
     path("platforms/<int:pk>/health/", overview.platform_health, name="platform-health"),
+    # --- trades, history, market
+    path("platforms/<int:pk>/trades/", trades.trade_list, name="trades"),
+    path("platforms/<int:pk>/trades/export.csv", trades.trade_export, name="trades-export"),
+    path("platforms/<int:pk>/history/", trades.history_list, name="history"),
+    path("platforms/<int:pk>/history/export.csv", trades.history_export, name="history-export"),
+    path("platforms/<int:pk>/symbols/", market.symbol_list, name="symbols"),
+    path("platforms/<int:pk>/symbols/<str:symbol>/", market.symbol_chart, name="symbol"),
+    path("platforms/<int:pk>/groups/", market.group_list, name="groups"),
+    path("platforms/<int:pk>/online/", market.online_list, name="online"),
+    # --- accounts
+    path("platforms/<int:pk>/accounts/", accounts.account_list, name="accounts"),
+    path("platforms/<int:pk>/accounts/export.csv", accounts.account_export,
+         name="accounts-export"),
+    path("platforms/<int:pk>/accounts/columns/", accounts.account_columns,
+         name="account-columns"),
+    path("platforms/<int:pk>/accounts/<int:login>/", accounts.account_card, name="account"),
+    path("platforms/<int:pk>/accounts/<int:login>/tab/<str:tab>/", accounts.account_tab,
+         name="account-tab"),
+    # --- margins
+    path("margins/", margins.margins, name="margins"),
+    path("platforms/<int:pk>/margins/", margins.margins, name="platform-margins"),
+    path("platforms/<int:pk>/margins/<int:login>/alert/", margins.margin_alert,
+         name="margin-alert"),
+    # --- snapshots
+    path("platforms/<int:pk>/snapshots/", snapshots.snapshot_page, name="snapshots"),
+    path("platforms/<int:pk>/snapshots/run/", snapshots.snapshot_run_now, name="snapshot-run"),
+    path("platforms/<int:pk>/snapshots/<int:run_id>/", snapshots.snapshot_run_row,
+         name="snapshot-run-row"),
+    path("platforms/<int:pk>/snapshots/<int:run_id>/<str:table>.csv",
+         snapshots.snapshot_run_export, name="snapshot-run-export"),
+    # --- operations
+    path("platforms/<int:pk>/accounts/<int:login>/operations/<str:kind>/", operations.operation,
+         name="operation"),
+    path("platforms/<int:pk>/operations/new/<str:kind>/", operations.operation,
+         name="platform-operation"),
+    path("platforms/<int:pk>/operations/", operations.task_list, name="operation-tasks"),
+    path("platforms/<int:pk>/operations/tasks/<int:task_pk>/", operations.task_detail,
+         name="operation-task"),
+    path("platforms/<int:pk>/operations/tasks/<int:task_pk>/<str:action>/",
+         operations.task_action, name="operation-task-action"),
+    path("operations/audit/", operations.audit_log, name="operation-audit"),
+    # --- server
+    path("platforms/<int:pk>/server/health/", server.health_page, name="server-health"),
+    path("platforms/<int:pk>/server/journal/", server.journal, name="server-journal"),
+    path("platforms/<int:pk>/server/mail/", server.mail_compose, name="server-mail"),
+    path("platforms/<int:pk>/server/mail/jobs/<int:job_id>/", server.mail_job,
+         name="server-mail-job"),
+    path("platforms/<int:pk>/server/mailbox/", server.mailbox, name="server-mailbox"),
+    path("platforms/<int:pk>/server/news/", server.news, name="server-news"),
+    path("platforms/<int:pk>/server/plugins/", server.plugin_list, name="server-plugins"),
+    path("platforms/<int:pk>/server/plugins/<int:pos>/", server.plugin_detail,
+         name="server-plugin"),
+    path("platforms/<int:pk>/server/command/", server.external_command, name="server-command"),
+    path("platforms/<int:pk>/server/reports/", server.report_page, name="server-reports"),
+    path("platforms/<int:pk>/server/reports/<int:job_id>/", server.report_detail,
+         name="server-report"),
+    path("platforms/<int:pk>/server/reports/<int:job_id>/export.<str:fmt>",
+         server.report_export, name="server-report-export"),
 ]
 
 urlpatterns = [
+    path("healthz", server.healthz, name="healthz"),
     path("", include((dashboard_patterns, "dashboard"))),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -8,7 +8,35 @@ from django.forms.models import model_to_dict
 from platforms import audit
 from platforms.forms import TradePlatformForm
 from platforms.health import check_connection
-from platforms.models import AuditEvent, PlatformAccess, TradePlatform
+from platforms.models import (
+    AuditEvent,
+    OperationPolicy,
+    PlatformAccess,
+    SnapshotRun,
+    TradePlatform,
+    TradeTask,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by the application: viewable and filterable, never edited here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RunSnapshotsPermission:
+    """Admin actions marked ``permissions=["run_snapshots"]`` need the role's permission."""
+
+    def has_run_snapshots_permission(self, request) -> bool:
+        return request.user.has_perm("platforms.run_snapshots")
+
 
 AUDITED_FIELDS = [f for f in TradePlatformForm.Meta.fields]
 
@@ -50,13 +78,13 @@ class PlatformAccessAdmin(admin.ModelAdmin):
 
 
 @admin.register(TradePlatform)
-class TradePlatformAdmin(admin.ModelAdmin):
+class TradePlatformAdmin(RunSnapshotsPermission, admin.ModelAdmin):
     form = TradePlatformForm
     inlines = [PlatformAccessInline]
     list_display = ["name", "kind", "environment", "api_base_url", "platform_id", "enabled"]
     list_filter = ["kind", "environment", "enabled"]
     search_fields = ["name", "platform_id", "api_base_url"]
-    actions = ["test_connection"]
+    actions = ["test_connection", "run_full_snapshot"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "environment", "platform_id", "enabled"]}),
         ("WebAPI", {"fields": ["api_base_url", "sidecar_base_url"]}),
@@ -101,6 +129,10 @@ class TradePlatformAdmin(admin.ModelAdmin):
                      before=_audited(obj))
         super().delete_model(request, obj)
 
+    @admin.action(description="Run a full snapshot now", permissions=["run_snapshots"])
+    def run_full_snapshot(self, request, queryset):
+        _queue_snapshots(self, request, queryset, lambda platform: "full")
+
     @admin.action(description="Test connection (authenticate, read server time)")
     def test_connection(self, request, queryset):
         for platform in queryset:
@@ -124,7 +156,7 @@ def _audited(platform: TradePlatform) -> dict:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Append-only: nobody edits or deletes history, not even a superuser through the admin."""
 
     list_display = ["at", "actor", "ip_address", "action", "platform", "target", "outcome"]
@@ -132,11 +164,79 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ["target", "detail", "request_id", "actor__username"]
     date_hierarchy = "at"
 
+
+
+# --- mirror snapshots ------------------------------------------------------------------------
+
+
+def _queue_snapshots(modeladmin, request, platforms, kind_of) -> None:
+    from platforms.snapshots import request_run
+
+    for platform in platforms:
+        run, created = request_run(platform, kind_of(platform), user=request.user,
+                                   request=request)
+        if created:
+            modeladmin.message_user(request, f"{platform.name}: {run.kind} snapshot #{run.pk} "
+                                    "queued.", messages.SUCCESS)
+        else:
+            modeladmin.message_user(request, f"{platform.name}: run #{run.pk} is already "
+                                    f"{run.state}.", messages.WARNING)
+
+
+@admin.register(SnapshotRun)
+class SnapshotRunAdmin(RunSnapshotsPermission, admin.ModelAdmin):
+    """Runs are written by the snapshot service only; staff read them and start new ones."""
+
+    list_display = ["id", "platform", "kind", "trigger", "requested_by", "state", "rows_read",
+                     "rows_inserted", "rows_updated", "rows_deleted", "started_at", "duration"]
+    list_filter = ["state", "kind", "trigger", "platform"]
+    search_fields = ["error", "activity_id", "celery_task_id", "requested_by__username"]
+    date_hierarchy = "queued_at"
+    list_select_related = ["platform", "requested_by"]
+    actions = ["run_again"]
+    readonly_fields = [f.name for f in SnapshotRun._meta.fields]
+
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    @admin.action(description="Run now (same kind, same platform)", permissions=["run_snapshots"])
+    def run_again(self, request, queryset):
+        kinds = {}
+        for run in queryset.select_related("platform"):
+            kinds[run.platform] = run.kind
+        _queue_snapshots(self, request, kinds, lambda platform: kinds[platform])
+
+
+@admin.register(OperationPolicy)
+class OperationPolicyAdmin(admin.ModelAdmin):
+    """The maker-checker threshold per platform; changing it is itself audited."""
+
+    list_display = ["platform", "approval_threshold", "bulk_requires_approval"]
+
+    def save_model(self, request, obj, form, change):
+        before = {}
+        if change:
+            stored = OperationPolicy.objects.get(pk=obj.pk)
+            before = {"approval_threshold": str(stored.approval_threshold),
+                      "bulk_requires_approval": stored.bulk_requires_approval}
+        super().save_model(request, obj, form, change)
+        audit.record(request=request, action="policy.change" if change else "policy.create",
+                     platform=obj.platform, target=str(obj.platform), before=before,
+                     after={"approval_threshold": str(obj.approval_threshold),
+                            "bulk_requires_approval": obj.bulk_requires_approval})
+
+
+@admin.register(TradeTask)
+class TradeTaskAdmin(ReadOnlyAdmin):
+    """Read-only: tasks change only through the pipeline (the dashboard retries/reconciles)."""
+
+    list_display = ["created_at", "platform", "login", "kind", "state", "requested_by",
+                    "request_id"]
+    list_filter = ["state", "kind", "platform"]
+    search_fields = ["request_id", "login", "requested_by__username"]
+    date_hierarchy = "created_at"
+    exclude = ["secret"]
+

@@ -17,3 +17,6 @@ class PlatformsConfig(AppConfig):
             reset_timeout=settings.MANAGER_API["BREAKER_RESET_SECONDS"],
             redis_url=settings.REDIS_URL or None,
         )
+
+        # Per-platform snapshot schedules follow the platform rows (post_save/post_delete).
+        from platforms import schedules  # noqa: F401

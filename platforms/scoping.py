@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from fnmatch import fnmatchcase
 
 from django.db.models import Q
 
@@ -19,16 +18,20 @@ def parse_masks(text: str) -> tuple[list[str], list[str]]:
     return include or ["*"], exclude
 
 
-def group_allowed(group: str, masks: str) -> bool:
-    include, exclude = parse_masks(masks)
-    name = (group or "").lower()
-    return any(fnmatchcase(name, m) for m in include) and not any(
-        fnmatchcase(name, m) for m in exclude
-    )
-
-
 def _regex(mask: str) -> str:
+    """MT4 masks know one wildcard, ``*``; everything else (``?``, ``[``…) is literal."""
     return "^" + ".*".join(re.escape(part) for part in mask.split("*")) + "$"
+
+
+def group_allowed(group: str, masks: str) -> bool:
+    """The Python twin of :func:`masks_q` (the same regular expressions, so they agree)."""
+    include, exclude = parse_masks(masks)
+    name = group or ""
+
+    def matches(mask: str) -> bool:
+        return re.match(_regex(mask), name, re.IGNORECASE | re.DOTALL) is not None
+
+    return any(matches(m) for m in include) and not any(matches(m) for m in exclude)
 
 
 def masks_q(field: str, masks: str) -> Q:

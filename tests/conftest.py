@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.conf import settings
 
 from tests import sandbox_process
 from tests.sandbox_process import SandboxInfo, start_sandbox
@@ -75,3 +78,74 @@ def dealer_client(client, staff_user, sandbox_platforms):
     grant(staff_user, *sandbox_platforms, role="dealer")
     client.force_login(staff_user)
     return client
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Debian's Chromium driven by Playwright. Missing Chromium fails loudly, never skips.
+
+    Function-scoped on purpose: Playwright's sync API keeps an event loop on this thread while
+    it runs, which must not outlive the test (async tests follow). For the same reason Django's
+    async-safety guard is lifted only for the test: its ORM calls remain synchronous.
+    """
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (never skipped)")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def artifacts(request):
+    """Where a browser test saves its screenshots (``test-results/<test name>/``)."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "test-results" / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def celery_broker(tmp_path_factory):
+    """Point this process's Celery app at an isolated broker; returns the workers' env.
+
+    A folder of its own for kombu's filesystem transport, or a Redis database of its own, so
+    that neither a running demo nor messages left from an earlier run can meet the tests.
+    """
+    from dashboard.celery import app
+
+    env: dict[str, str] = {}
+    if settings.REDIS_URL:
+        broker = re.sub(r"/\d*$", "", settings.REDIS_URL.rstrip("/")) + "/13"
+        env["CELERY_BROKER_URL"] = broker
+        app.conf.broker_url = broker
+        import redis
+
+        redis.Redis.from_url(broker).flushdb()  # nothing from an earlier session is left over
+    else:
+        var_dir = tmp_path_factory.mktemp("worker-var")
+        queue, processed = var_dir / "celery" / "queue", var_dir / "celery" / "processed"
+        queue.mkdir(parents=True)
+        processed.mkdir(parents=True)
+        env["DASHBOARD_VAR_DIR"] = str(var_dir)
+        app.conf.broker_transport_options = {
+            **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+            "data_folder_in": str(queue),
+            "data_folder_out": str(queue),
+            "processed_folder": str(processed),
+        }
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+    return env

@@ -60,3 +60,25 @@ def test_unreachable_platform_shows_the_error_and_circuit(dealer_client, sandbox
 @pytest.mark.django_db
 def test_health_of_an_unknown_platform_is_404(staff_client):
     assert staff_client.get(reverse("dashboard:platform-health", args=[999])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_cards_sum_the_mirror_and_totals_keep_currencies_apart(client):
+    from tests.factories import MirrorAccountFactory, MirrorOpenTradeFactory, TradePlatformFactory
+
+    a, b = TradePlatformFactory(name="A"), TradePlatformFactory(name="B")
+    MirrorAccountFactory(platform=a, login=1, currency="USD", balance=100, equity=90,
+                         margin_state="MarginCall")
+    MirrorAccountFactory(platform=a, login=2, currency="EUR", balance=50, equity=50)
+    MirrorAccountFactory(platform=b, login=1, currency="USD", balance=10, equity=10,
+                         margin_state="StopOut")
+    MirrorOpenTradeFactory(platform=b, profit=-7.5)
+    boss = StaffUserFactory(username="boss", is_superuser=True)
+    client.force_login(boss)
+    context = client.get(reverse("dashboard:overview")).context
+    summaries = dict((p.name, s) for p, s in context["cards"])
+    assert summaries["A"]["accounts"] == 2 and summaries["A"]["margin_call"] == 1
+    total = context["total"]
+    assert (total["accounts"], total["stop_out"], total["floating"]) == (3, 1, -7.5)
+    assert total["money"] == [{"currency": "EUR", "balance": 50.0, "equity": 50.0},
+                              {"currency": "USD", "balance": 110.0, "equity": 100.0}]

@@ -7,15 +7,21 @@ from django.views.decorators.http import require_GET
 from dashboard.access import staff_required
 from dashboard.rendering import render_page
 from platforms.health import check_connection
-from platforms.selectors import get_visible_platform, visible_platforms
+from platforms.selectors import (
+    get_visible_platform,
+    platform_summary,
+    summaries_total,
+    visible_platforms,
+)
 
 
 @require_GET
 @staff_required
 def overview(request):
     """One card per platform; each card fetches its own live health so the page never waits."""
-    return render_page(request, "dashboard/overview.html",
-                       {"platforms": visible_platforms(request.user)})
+    cards = [(p, platform_summary(request.user, p)) for p in visible_platforms(request.user)]
+    total = summaries_total([summary for _, summary in cards]) if len(cards) > 1 else None
+    return render_page(request, "dashboard/overview.html", {"cards": cards, "total": total})
 
 
 @require_GET

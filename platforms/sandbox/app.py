@@ -237,6 +237,16 @@ class Sandbox:
         if any(r.html502 for r in fired):
             release()
             return Response(HTML_502, status_code=502, media_type="text/html")
+        if any(r.drop for r in fired):
+            # "Transport drop": a write is applied (and stored under its key), then the
+            # connection closes before the answer. ASGI cannot close a socket before the status
+            # line, so a proxy-style 502 head is sent and the body never comes: the client sees
+            # a truncated answer, i.e. a transport error after sending.
+            if operation.write:
+                self._execute(operation, ctx, key, activity)
+            else:
+                release()
+            return DroppedResponse()
         if latency > 0:
             if latency > deadline:
                 await asyncio.sleep(deadline)
@@ -348,6 +358,17 @@ class Sandbox:
                 "created": "2024-01-01T00:00:00Z",
             },
         ]
+
+
+class DroppedResponse(Response):
+    """Starts a response and returns without its body: uvicorn then closes the connection."""
+
+    def __init__(self) -> None:
+        super().__init__(HTML_502, status_code=502, media_type="text/html")
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
 
 
 def _fmt(value: float) -> str:
@@ -498,4 +519,7 @@ def build_routes(sandbox: Sandbox, port: str) -> list[Route]:
             Route("/api/TradePlatforms", trade_platforms, methods=["GET"]),
             Route("/api/TradePlatforms/{tp}/Ping", ping, methods=["GET"]),
         ]
+        from .hubs import build_hub_routes  # SignalR hubs + their /_sandbox/hubs controls
+
+        routes += build_hub_routes(sandbox)
     return routes

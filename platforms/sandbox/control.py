@@ -213,8 +213,53 @@ def build_control(sb: Sandbox) -> list[Route]:
             }
         )
 
+    async def perturb(request: Request) -> Response:
+        """Mirror helper: change a seeded fraction of MT4 accounts and open trades at once
+        (benchmarks of incremental snapshots). Accounts get a comment and a bumped
+        modification time; trades get a comment (open ones) and the given share of the chosen
+        market trades is closed."""
+        import random
+        import time
+
+        body = await _body(request)
+        if not isinstance(body, dict):
+            return _bad("body must be a JSON object")
+        fraction = body.get("fraction", 0.01)
+        close_share = body.get("closeShare", 0.2)
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) \
+                or not 0 < fraction <= 1:
+            return _bad("'fraction' must be a number in (0, 1]")
+        if isinstance(close_share, bool) or not isinstance(close_share, int | float) \
+                or not 0 <= close_share <= 1:
+            return _bad("'closeShare' must be a number in [0, 1]")
+        rng = random.Random(body.get("seed", 1))
+        p = sb.mt4
+        now = time.time()
+        logins = rng.sample(p.logins, k=max(1, int(len(p.logins) * fraction)))
+        for login in logins:
+            acc = p.accounts[login]
+            acc.comment = f"perturbed {int(now)}"
+            acc.touch(now)
+        tickets = rng.sample(p.tickets, k=min(len(p.tickets), max(1, int(len(p.tickets)
+                                                                          * fraction))))
+        closed = modified = 0
+        for ticket in tickets:
+            t = p.trades.get(ticket)
+            if t is None:
+                continue
+            if t.cmd <= 1 and rng.random() < close_share:
+                p.close_trade(t, 0, now)
+                closed += 1
+            else:
+                t.comment = f"perturbed {int(now)}"
+                t.mtime = now
+                modified += 1
+        return _json({"accounts": len(logins), "tradesModified": modified,
+                      "tradesClosed": closed})
+
     return [
         Route("/_sandbox", guard(info), methods=["GET"]),
+        Route("/_sandbox/mirror/perturb", guard(perturb), methods=["POST"]),
         Route("/_sandbox/faults", guard(faults), methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/faults/{id}", guard(fault_one), methods=["DELETE"]),
         Route("/_sandbox/tokens/revoke", guard(revoke), methods=["POST"]),

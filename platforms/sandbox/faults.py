@@ -31,6 +31,7 @@ class Rule:
     operation: str
     error: str | None = None
     html502: bool = False
+    drop: bool = False
     latency: float = 0.0
     rate: float = 1.0
     times: int | None = None
@@ -49,6 +50,8 @@ class Rule:
             d["error"] = self.error
         if self.html502:
             d["html502"] = True
+        if self.drop:
+            d["drop"] = True
         if self.latency:
             d["latency"] = self.latency
         if self.times is not None:
@@ -65,7 +68,9 @@ class Rule:
 def validate_rule(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise FaultError("the body must be a JSON object")
-    unknown = set(data) - {"operation", "error", "html502", "latency", "rate", "times", "port"}
+    unknown = set(data) - {
+        "operation", "error", "html502", "drop", "latency", "rate", "times", "port"
+    }
     if unknown:
         raise FaultError(f"unknown keys: {', '.join(sorted(unknown))}")
     op = data.get("operation")
@@ -77,10 +82,11 @@ def validate_rule(data: Any) -> dict[str, Any]:
         if err not in ERRORS:
             raise FaultError(f"'error' must be one of {', '.join(ERRORS)}")
         out["error"] = err
-    if data.get("html502") is not None:
-        if not isinstance(data["html502"], bool):
-            raise FaultError("'html502' must be a boolean")
-        out["html502"] = data["html502"]
+    for flag in ("html502", "drop"):
+        if data.get(flag) is not None:
+            if not isinstance(data[flag], bool):
+                raise FaultError(f"'{flag}' must be a boolean")
+            out[flag] = data[flag]
     for key, lo, hi in (("latency", 0.0, 600.0), ("rate", 0.0, 1.0)):
         if data.get(key) is not None:
             v = data[key]
@@ -96,13 +102,14 @@ def validate_rule(data: Any) -> dict[str, Any]:
         if data["port"] not in PORTS:
             raise FaultError("'port' must be main, sidecar or any")
         out["port"] = data["port"]
-    if not (out.get("error") or out.get("html502") or out.get("latency")):
-        raise FaultError("a rule needs 'error', 'html502' or 'latency'")
+    if not (out.get("error") or out.get("html502") or out.get("drop") or out.get("latency")):
+        raise FaultError("a rule needs 'error', 'html502', 'drop' or 'latency'")
     return out
 
 
 def parse_spec(spec: str) -> dict[str, Any]:
-    """``OP:error=Busy[:rate=0.5][:times=3][:port=sidecar]``, ``OP:latency=0.3``, ``OP:html502``."""
+    """``OP:error=Busy[:rate=0.5][:times=3][:port=sidecar]``, ``OP:latency=0.3``, ``OP:html502``,
+    ``OP:drop`` (a write is applied, then the connection closes without an answer)."""
     parts = spec.split(":")
     if len(parts) < 2 or not parts[0]:
         raise FaultError(f"bad --fault {spec!r}: expected OP:key=value[:key=value...]")
@@ -110,8 +117,8 @@ def parse_spec(spec: str) -> dict[str, Any]:
     for part in parts[1:]:
         key, sep, value = part.partition("=")
         key = key.strip()
-        if key == "html502" and not sep:
-            data["html502"] = True
+        if key in ("html502", "drop") and not sep:
+            data[key] = True
             continue
         if not sep:
             raise FaultError(f"bad --fault {spec!r}: {part!r} is not key=value")
@@ -125,7 +132,7 @@ def parse_spec(spec: str) -> dict[str, Any]:
                 data[key] = int(value)
             except ValueError:
                 raise FaultError(f"bad --fault {spec!r}: times must be an integer") from None
-        elif key == "html502":
+        elif key in ("html502", "drop"):
             data[key] = value.lower() in ("1", "true", "yes")
         else:
             data[key] = value

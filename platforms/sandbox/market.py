@@ -12,6 +12,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from .events import EventBus
+
 # MT4 TradeCommand numbering.
 BUY, SELL, BUY_LIMIT, SELL_LIMIT, BUY_STOP, SELL_STOP, BALANCE, CREDIT = range(8)
 TRADE_COMMANDS = [
@@ -321,6 +323,7 @@ class Market:
         self.rng = random.Random(seed * 7919 + 17)
         self.symbols: dict[str, Symbol] = {}
         self.tick_no = 0
+        self.events = EventBus()  # ticks, trades, users, margin calls -> realtime hubs
         for i, sym in enumerate(_symbols()):
             sym.phases = tuple(2 * math.pi * _hash01(seed, i, k) for k in range(3))  # type: ignore[assignment]
             self.symbols[sym.name] = sym
@@ -378,6 +381,9 @@ class Market:
             mid = sym.mid * math.exp(sym.vol * gauss(0.0, 1.0))
             sym.set_mid(mid, now)
         self.tick_no += 1
+        if self.events.listening("tick"):
+            for sym in self.symbols.values():
+                self.events.publish("tick", sym)
 
     def set_price(self, name: str, bid: float, ask: float | None, now: float) -> Symbol:
         sym = self.symbols[name]
@@ -388,6 +394,8 @@ class Market:
         sym.high, sym.low = max(sym.high, sym.bid), min(sym.low, sym.bid)
         sym.last_time = now
         self.tick_no += 1
+        if self.events.listening("tick"):
+            self.events.publish("tick", sym)
         return sym
 
     # -- conversion --------------------------------------------------------------------

@@ -235,6 +235,7 @@ def user_record_update(ctx: Ctx) -> Result:
     acc = p.account(_login(ctx))
     apply_user_fields(p, acc, body, money=True)
     acc.touch(ctx.now)
+    p.user_changed(acc)
     p.check_stopout(acc, ctx.now)
     return Result(Raw(dto.user_bytes(acc)))
 
@@ -246,6 +247,7 @@ def user_record_patch(ctx: Ctx) -> Result:
     acc = p.account(_login(ctx))
     apply_user_fields(p, acc, body, money=True)
     acc.touch(ctx.now)
+    p.user_changed(acc)
     p.check_stopout(acc, ctx.now)
     return Result(Raw(dto.user_bytes(acc)))
 
@@ -278,6 +280,7 @@ def user_password_set(ctx: Ctx) -> Result:
     else:
         acc.password = pw
     acc.touch(ctx.now)
+    p.user_changed(acc)
     return Result(True)
 
 
@@ -330,6 +333,7 @@ def users_group_op(ctx: Ctx) -> Result:
         else:
             acc.group = p.groups[body["newGroup"]]
         acc.touch(ctx.now)
+        p.user_changed(acc)
         p.check_stopout(acc, ctx.now)
     return Result(True)
 

@@ -472,8 +472,20 @@ class MT4Platform:
             lt = "MarginCall"
         else:
             lt = "Ok"
+        changed = lt != acc.level_type
         acc.level_type = lt
+        if changed and self.market.events.listening("margin"):
+            self.market.events.publish("margin", acc)
         return lt
+
+    # ------------------------------------------------------------------ realtime events
+    def user_changed(self, acc: Account, kind: str = "Updated") -> None:
+        if self.market.events.listening("user"):
+            self.market.events.publish("user", (kind, acc))
+
+    def trade_changed(self, t: Trade, kind: str) -> None:
+        if self.market.events.listening("trade"):
+            self.market.events.publish("trade", (kind, t))
 
     def check_stopout(self, acc: Account, now: float) -> int:
         """Close the worst market trades while the level is at/below stop-out. Returns closes."""
@@ -593,6 +605,7 @@ class MT4Platform:
             f"{volume / 100:.2f} {sym.name} at {price}",
         )
         self.refresh_level(acc)
+        self.trade_changed(t, "Added")
         return t
 
     def check_stops(self, sym: Symbol, cmd: int, price: float, sl: float, tp: float) -> None:
@@ -628,6 +641,7 @@ class MT4Platform:
             t.expiration = expiration
         t.mtime = now
         self.log(now, "Trade", f"'{t.login}': modify #{t.ticket} sl: {sl} tp: {tp}")
+        self.trade_changed(t, "Updated")
         return t
 
     def close_trade(
@@ -694,6 +708,10 @@ class MT4Platform:
             f"'{acc.login}': close #{t.ticket} {TRADE_NAMES[t.cmd]} "
             f"{volume / 100:.2f} {sym.name} at {close_price} (profit {t.profit:.2f})",
         )
+        self.trade_changed(t, "Deleted")
+        if remainder:
+            self.trade_changed(rest, "Added")
+        self.user_changed(acc)
         return t
 
     def delete_trade(self, t: Trade, now: float) -> Trade:
@@ -709,6 +727,7 @@ class MT4Platform:
         acc.closed.append(t)
         self.closed_index[t.ticket] = t
         self.log(now, "Trade", f"'{acc.login}': delete pending #{t.ticket}")
+        self.trade_changed(t, "Deleted")
         return t
 
     def balance_op(self, acc: Account, cmd: int, amount: float, comment: str, now: float) -> Trade:
@@ -738,6 +757,7 @@ class MT4Platform:
         acc.touch(now)
         kind = "balance" if cmd == BALANCE else "credit"
         self.log(now, "Trade", f"'{acc.login}': {kind} {amount:.2f} '{comment}' #{t.ticket}")
+        self.user_changed(acc)
         self.check_stopout(acc, now)
         return t
 
@@ -834,6 +854,7 @@ class MT4Platform:
     def add_account(self, acc: Account) -> None:
         self.accounts[acc.login] = acc
         bisect.insort(self.logins, acc.login)
+        self.user_changed(acc, "Added")
 
     def remove_account(self, login: int, now: float) -> None:
         acc = self.accounts.pop(login, None)
@@ -848,6 +869,7 @@ class MT4Platform:
             t.mtime = now
             self.closed_index[t.ticket] = t
         self.log(now, "Info", f"'{login}': account deleted")
+        self.user_changed(acc, "Deleted")
 
     def next_free_login(self) -> int:
         return (self.logins[-1] + 1) if self.logins else FIRST_LOGIN

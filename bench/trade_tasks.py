@@ -1,0 +1,186 @@
+"""Benchmark: balance operations through the task pipeline vs direct TradeTransaction calls.
+
+On PostgreSQL and Redis (``DATABASE_URL`` / ``REDIS_URL``; defaults: a scratch database
+``dashboard_trade_bench`` on the local server and Redis database 7 on the local Redis), with a
+sandbox and a real Celery worker (``-Q trading -c 4``):
+
+* ours — N deposits submitted with ``platforms.trading.services.submit`` (a row, an audit
+  event, an on-commit enqueue), executed by the worker (claim, TradeTransaction under the
+  request id, balance read, confirm, audit); timed from the first submit to the last
+  ``confirmed``; per task, submit → confirmed latency from the row's own timestamps;
+* the limit — N ``client.mt4.trade_transaction`` calls from 4 threads (the worker's
+  concurrency), nothing else.
+
+N = 1,000 (``--quick`` → 200). The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._common import drop_database, percentile, recreate_database  # noqa: E402
+
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/dashboard_trade_bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/7"
+CONCURRENCY = 4
+LOGINS = list(range(100001, 100201))
+
+
+def start_worker(log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-Q", "trading",
+           "-c", str(CONCURRENCY), "--without-gossip", "--without-mingle",
+           "--without-heartbeat", "-n", f"trade-bench-{os.getpid()}@%h", "--loglevel", "INFO"]
+    out = open(log, "w")  # noqa: SIM115 - lives as long as the worker
+    process = subprocess.Popen(cmd, cwd=ROOT, env=os.environ, stdout=out,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while "ready." not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_worker(process)
+            raise RuntimeError("worker did not start:\n" + log.read_text())
+        time.sleep(0.1)
+    return process
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="200 operations (CI smoke run)")
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    count = 200 if args.quick else args.count
+
+    db_url = os.environ.get("DATABASE_URL") or DEFAULT_DB
+    if not db_url.startswith("postgres"):
+        db_url = DEFAULT_DB
+    db_url = urlunsplit(urlsplit(db_url)._replace(path="/dashboard_trade_bench"))
+    recreate_database(db_url)
+    workdir = Path(tempfile.mkdtemp(prefix="trade-bench-"))
+    os.environ.update({
+        "DATABASE_URL": db_url,
+        "REDIS_URL": os.environ.get("TRADE_BENCH_REDIS_URL", DEFAULT_REDIS),
+        "DASHBOARD_VAR_DIR": str(workdir / "var"),
+        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+        "DJANGO_LOG_LEVEL": "WARNING",
+    })
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from platforms.connections import client_for
+    from platforms.models import TaskState, TradeTask
+    from platforms.sandbox_process import start_sandbox
+    from platforms.services import register_sandbox_platforms
+    from platforms.trading import services
+
+    call_command("migrate", verbosity=0)
+    import redis
+
+    # the bench's own Redis database: drop messages an interrupted earlier run left behind
+    redis.Redis.from_url(os.environ["REDIS_URL"]).delete("trading")
+    sandbox = start_sandbox("--users", "1000", "--seed", "3", "--tick-rate", "0")
+    worker = None
+    try:
+        mt4, _ = register_sandbox_platforms(sandbox)
+        user = get_user_model().objects.create_superuser("bench", password="bench-pass-1")
+        actor = services.Actor(user, "127.0.0.1")
+        worker = start_worker(workdir / "worker.log")
+
+        # warm-up: tokens, pools and the worker's imports
+        for login in LOGINS[:CONCURRENCY]:
+            services.submit(actor=actor, platform=mt4, kind="deposit", login=login,
+                            payload={"amount": "1.00", "comment": "warm"},
+                            request_id=uuid.uuid4())
+        while TradeTask.objects.exclude(state=TaskState.CONFIRMED).exists():
+            time.sleep(0.05)
+        TradeTask.objects.all().delete()
+
+        print(f"ours: {count:,} deposits through submit → queue → worker → confirm ...",
+              flush=True)
+        started = time.perf_counter()
+        for i in range(count):
+            services.submit(actor=actor, platform=mt4, kind="deposit",
+                            login=LOGINS[i % len(LOGINS)],
+                            payload={"amount": f"{1 + i % 500}.25", "comment": f"bench {i}"},
+                            request_id=uuid.uuid4())
+        submitted_s = time.perf_counter() - started
+        while TradeTask.objects.filter(state__in=[TaskState.QUEUED, TaskState.SENT,
+                                                  TaskState.OUTCOME_UNKNOWN]).exists():
+            time.sleep(0.02)
+        ours_s = time.perf_counter() - started
+        states = set(TradeTask.objects.values_list("state", flat=True))
+        assert states == {TaskState.CONFIRMED}, states
+        latencies = [(done - created).total_seconds() * 1000 for created, done in
+                     TradeTask.objects.values_list("created_at", "finished_at")]
+        ours_rate = count / ours_s
+        p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+        print(f"ours: {ours_rate:,.1f} tasks/s ({ours_s:.2f} s; submitting took "
+              f"{submitted_s:.2f} s); submit→confirmed p50 {p50:.0f} ms, p99 {p99:.0f} ms",
+              flush=True)
+
+        client = client_for(mt4)
+
+        def direct(i: int) -> None:
+            client.mt4.trade_transaction(
+                {"tradeTransactionType": "BrBalance", "tradeCommand": "Balance",
+                 "orderBy": LOGINS[i % len(LOGINS)], "price": 1.25, "comment": "direct"},
+                idempotency_key=str(uuid.uuid4()))
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            list(pool.map(direct, range(count)))
+        direct_s = time.perf_counter() - started
+        direct_rate = count / direct_s
+        print(f"direct TradeTransaction from {CONCURRENCY} threads: {direct_rate:,.1f} calls/s "
+              f"({direct_s:.2f} s)", flush=True)
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+        sandbox.stop()
+        if not args.keep_db:
+            from django.db import connections
+
+            connections.close_all()
+            drop_database(db_url)
+
+    print(json.dumps({
+        "ratio": round(ours_rate / direct_rate, 4),
+        "rows_per_s": round(ours_rate, 1),
+        "p50_ms": round(p50, 1),
+        "p99_ms": round(p99, 1),
+        "direct_calls_per_s": round(direct_rate, 1),
+        "count": count,
+        "concurrency": CONCURRENCY,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""List definitions: columns, formats, sortable fields, and the rows of one page.
+
+Hand-rolled rather than django-tables2: measured on a 50-row, 18-column page of the accounts
+list, django-tables2's per-cell rendering took ~35 ms (signature inspection and attribute
+resolution for every cell), several times the cost of the database query. Here every cell is
+formatted once in Python and the template only loops, which keeps a page in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.paginator import Page, Paginator
+from django.http import QueryDict
+from django.urls import reverse
+
+PAGE_SIZES = (25, 50, 100, 250, 500)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    label: str
+    kind: str = "text"  # text, money, level, lots, price, int, bool, date, datetime, link
+    personal: bool = False
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("money", "level", "lots", "price", "int")
+
+
+def _format(kind: str, value) -> str:
+    if value is None or value == "":
+        return "—"
+    if kind == "money":
+        return f"{value:,.2f}"
+    if kind == "level":
+        return f"{value:,.1f}"
+    if kind == "lots":
+        return f"{value:,.2f}"
+    if kind == "bool":
+        return "✔" if value else "✘"
+    if kind == "date":
+        return value.strftime("%Y-%m-%d") if isinstance(value, datetime) else str(value)
+    if kind == "datetime":
+        return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else str(value)
+    return str(value)
+
+
+@dataclass
+class Cell:
+    column: Column
+    text: str
+    href: str = ""
+
+
+@dataclass
+class Row:
+    key: object
+    css: str
+    cells: list[Cell]
+    watch: str = ""  # "<platform pk>:<login>": the live feed sends this account's events
+
+
+@dataclass
+class HeaderCell:
+    column: Column
+    href: str
+    order: str  # "", "asc", "desc"
+
+
+@dataclass
+class ListSpec:
+    """One list: its columns, default sort and how a row is keyed for live updates."""
+
+    name: str
+    columns: tuple[Column, ...]
+    default_sort: str
+    row_key: str
+    live_attr: str  # e.g. "data-live-account"
+    empty_text: str
+    #: the live key of a row (``live.js`` keys accounts as "<platform pk>:<login>")
+    live_key: str = "row"  # "row" = the row key, "account" = "<platform pk>:<login>"
+
+    def column_names(self, personal: bool) -> list[str]:
+        return [c.name for c in self.columns if personal or not c.personal]
+
+    def sort(self, raw: str | None, allowed: Sequence[str]) -> str:
+        """The requested sort if it names a shown column, else the default (never an error)."""
+        raw = (raw or "").strip()
+        return raw if raw.lstrip("-") in allowed else self.default_sort
+
+    def order_by(self, sort: str) -> list[str]:
+        key = sort.lstrip("-")
+        tie = self.row_key
+        direction = "-" if sort.startswith("-") else ""
+        return [sort] if key == tie else [sort, f"{direction}{tie}"]
+
+
+@dataclass
+class Listing:
+    spec: ListSpec
+    page: Page
+    header: list[HeaderCell]
+    rows: list[Row]
+    per_page: int
+    sort: str
+
+    nav: list[tuple[str, str, str]]  # (label, href, rel) for first/prev/next/last
+
+    @property
+    def count(self) -> int:
+        return self.page.paginator.count
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
+                  link=None, css=None, count: int | None = None) -> Listing:
+    """Sort, paginate and format one page of ``queryset`` for the columns ``shown``.
+
+    ``count``, when the caller knows it (cached), spares the ``COUNT(*)`` of every request.
+    """
+    sort = spec.sort(query.get("sort"), shown)
+    per_page = min(max(_int(query.get("per_page"), 50), 10), PAGE_SIZES[-1])
+    paginator = Paginator(queryset.order_by(*spec.order_by(sort)), per_page)
+    if count is not None:
+        paginator.count = count  # Paginator.count is a cached_property
+    page = paginator.get_page(max(_int(query.get("page"), 1), 1))
+    columns = [c for c in spec.columns if c.name in shown]
+    base = query.copy()
+    base.pop("page", None)
+    header = []
+    for column in columns:
+        order = "asc" if sort == column.name else "desc" if sort == f"-{column.name}" else ""
+        toggled = f"-{column.name}" if order == "asc" else column.name
+        changed = base.copy()
+        changed["sort"] = toggled
+        header.append(HeaderCell(column, "?" + changed.urlencode(), order))
+    rows = []
+    for obj in page.object_list:
+        cells = []
+        for column in columns:
+            value = getattr(obj, column.name)
+            href = link(obj) if link and column.kind == "link" else ""
+            cells.append(Cell(column, _format(column.kind, value), href))
+        watch = f"{obj.platform_id}:{obj.login}"
+        key = watch if spec.live_key == "account" else getattr(obj, spec.row_key)
+        rows.append(Row(key, css(obj) if css else "", cells, watch))
+    return Listing(spec, page, header, rows, per_page, sort, _page_links(page, base))
+
+
+def _page_links(page: Page, base: QueryDict) -> list[tuple[str, str, str]]:
+    def href(number: int) -> str:
+        query = base.copy()
+        query["page"] = str(number)
+        return "?" + query.urlencode()
+
+    links = []
+    if page.has_previous():
+        links += [("First", href(1), "first"),
+                  ("Prev", href(page.previous_page_number()), "prev")]
+    if page.has_next():
+        links += [("Next", href(page.next_page_number()), "next"),
+                  ("Last", href(page.paginator.num_pages), "last")]
+    return links
+
+
+def account_link(obj) -> str:
+    return reverse("dashboard:account", args=[obj.platform_id, obj.login])
+
+
+def margin_css(obj) -> str:
+    return {"MarginCall": "row-call", "StopOut": "row-stopout"}.get(obj.margin_state, "")
+
+
+ACCOUNTS = ListSpec(
+    name="accounts",
+    columns=(
+        Column("login", "Login", "link"), Column("name", "Name"), Column("group", "Group"),
+        Column("country", "Country"), Column("leverage", "Leverage", "int"),
+        Column("balance", "Balance", "money"), Column("credit", "Credit", "money"),
+        Column("equity", "Equity", "money"), Column("margin", "Margin", "money"),
+        Column("free_margin", "Free margin", "money"),
+        Column("margin_level", "Level %", "level"), Column("enabled", "Enabled", "bool"),
+        Column("read_only", "Read-only", "bool"),
+        Column("registered_at", "Registered", "date"),
+        Column("last_access_at", "Last access", "datetime"),
+        Column("email", "Email", personal=True), Column("phone", "Phone", personal=True),
+        Column("last_ip", "Last IP", personal=True),
+    ),
+    default_sort="login", row_key="login", live_attr="data-live-account",
+    empty_text="No account matches these filters.", live_key="account",
+)
+
+_TRADE_COLUMNS = (
+    Column("ticket", "Ticket", "int"), Column("login", "Login", "link"), Column("group", "Group"),
+    Column("symbol", "Symbol"), Column("command", "Type"), Column("volume_lots", "Lots", "lots"),
+    Column("open_time", "Open time", "datetime"), Column("open_price", "Open", "price"),
+)
+
+OPEN_TRADES = ListSpec(
+    name="open-trades",
+    columns=(*_TRADE_COLUMNS, Column("sl", "S/L", "price"), Column("tp", "T/P", "price"),
+             Column("current_price", "Price", "price"), Column("swap", "Swap", "money"),
+             Column("profit", "Profit", "money"), Column("comment", "Comment")),
+    default_sort="ticket", row_key="ticket", live_attr="data-live-trade",
+    empty_text="No open trade matches these filters.",
+)
+
+CLOSED_TRADES = ListSpec(
+    name="closed-trades",
+    columns=(*_TRADE_COLUMNS, Column("close_time", "Close time", "datetime"),
+             Column("close_price", "Close", "price"), Column("commission", "Commission", "money"),
+             Column("swap", "Swap", "money"), Column("profit", "Profit", "money"),
+             Column("comment", "Comment")),
+    default_sort="-close_time", row_key="ticket", live_attr="data-closed-trade",
+    empty_text="No closed trade matches these filters.",
+)
+
+
+def export_fields(spec: ListSpec, shown: Iterable[str]) -> list[str]:
+    return [c.name for c in spec.columns if c.name in set(shown)]

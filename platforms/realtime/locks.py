@@ -1,0 +1,81 @@
+"""One bridge per platform, however many ``stream`` processes run.
+
+On the Redis layer a second ``manage.py stream`` must not double the events, so each bridge
+holds ``realtime:bridge:<pk>`` (``SET NX PX``), renews it every third of its TTL with a
+compare-and-extend script, and stops if it ever loses it; a standby copy retries until the
+holder dies and the key expires. Without Redis one process is all there is: a process-local
+set does the same job (two supervisors in one process, e.g. a test and the lazy starter).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+
+_local_held: set[int] = set()
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class BridgeLock:
+    def __init__(self, platform_pk: int, ttl: float = 15.0, redis_url: str | None = None) -> None:
+        self.pk = int(platform_pk)
+        self.key = f"realtime:bridge:{self.pk}"
+        self.ttl_ms = int(ttl * 1000)
+        self.token = secrets.token_hex(16)
+        self.redis_url = settings.REDIS_URL if redis_url is None else redis_url
+        self._redis = None
+        self.held = False
+
+    @property
+    def renew_every(self) -> float:
+        return self.ttl_ms / 3000.0
+
+    async def _client(self):
+        if self._redis is None:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.from_url(self.redis_url)
+        return self._redis
+
+    async def acquire(self) -> bool:
+        if not self.redis_url:
+            if self.pk in _local_held:
+                return False
+            _local_held.add(self.pk)
+            self.held = True
+            return True
+        r = await self._client()
+        self.held = bool(await r.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        return self.held
+
+    async def renew(self) -> bool:
+        if not self.redis_url:
+            return self.held
+        r = await self._client()
+        self.held = bool(await r.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+        return self.held
+
+    async def release(self) -> None:
+        if not self.redis_url:
+            if self.held:
+                _local_held.discard(self.pk)
+            self.held = False
+            return
+        if self._redis is not None:
+            try:
+                await self._redis.eval(_RELEASE, 1, self.key, self.token)
+            finally:
+                await self._redis.aclose()
+                self._redis = None
+        self.held = False

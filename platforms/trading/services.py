@@ -1,0 +1,730 @@
+"""Writes of the trading desk: submit, approve, execute, reconcile and sweep trade tasks.
+
+The rules that make an operation happen exactly once:
+
+1. **One task per request id.** The form carries a UUID generated when it was rendered; the
+   same id with the same parameters returns the existing task, with other parameters it is
+   refused (:class:`IdempotencyConflict`). The id is the ``Idempotency-Key`` of every attempt.
+2. **Claim before sending.** A worker moves the task ``queued → sent`` with a conditional
+   UPDATE (committed) before the call, so two workers never both send it and a worker that
+   dies mid-call leaves a ``sent`` task for the sweeper.
+3. **Never resend blindly.** After a lost answer (``OutcomeUnknown``, a dropped connection, a
+   non-WebAPI answer, a server fault) the task is ``outcome_unknown``. Reconciling *reads the
+   platform first* — the balance record or order whose comment carries the task's tag
+   ``#<12 hex digits of the request id>``, the order record, the user record — and confirms the
+   task from what it finds. Only when the read shows it was not applied is the *identical*
+   body resent under the *same* key: the server replays a stored result, answers
+   ``in-progress`` while the first attempt still runs, or executes it once.
+4. **Nothing sent, nothing lost.** ``Busy``, ``ConnectionNotMade``, an open circuit and
+   ``NoConnect`` mean the platform never ran the write: the task goes back to ``queued``
+   and Celery retries it with backoff; when retries run out it is ``failed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from platforms import audit
+from platforms.client import (
+    Busy,
+    CircuitOpen,
+    ConnectionNotMade,
+    ManagerApiError,
+    NoConnect,
+    NotFound,
+    OutcomeUnknown,
+)
+from platforms.connections import client_for
+from platforms.models import (
+    ApprovalDecision,
+    OperationPolicy,
+    TaskApproval,
+    TaskKind,
+    TaskState,
+    TradePlatform,
+    TradeTask,
+)
+from platforms.trading import operations as ops
+from platforms.trading.errors import staff_message
+
+log = logging.getLogger(__name__)
+
+#: errors after which the platform certainly did not run the write
+NOT_SENT_ERRORS = (Busy, ConnectionNotMade, CircuitOpen, NoConnect)
+#: a ``sent`` task older than this has lost its worker (deadline 5-60 s + HTTP slack 30 s)
+STALE_SENT = timedelta(seconds=120)
+#: a ``queued`` task older than this has lost its queue message
+STALE_QUEUED = timedelta(seconds=300)
+#: the server keeps a key's result ~1 minute after an answer that arrived, 1 hour after an
+#: OutcomeUnknown: an operation that cannot be found by reading is resent only inside this
+KEY_RETENTION = timedelta(minutes=50)
+RECONCILE_DELAYS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300)
+HISTORY_SLACK = timedelta(minutes=10)
+
+
+class IdempotencyConflict(Exception):
+    """The request id was already used for a different operation."""
+
+    def __init__(self, task: TradeTask) -> None:
+        self.task = task
+        super().__init__(
+            f"Request {task.request_id} was already used for another operation "
+            f"({task.get_kind_display()} on {task.login or 'several accounts'}); "
+            "reload the form to start a new request."
+        )
+
+
+class OperationRefused(Exception):
+    """A rule of the desk refuses the action (self-approval, wrong state, not available)."""
+
+
+@dataclass
+class Actor:
+    """Who acts, for the audit trail: a request when there is one, else the task's requester.
+
+    ``platforms.audit.record`` reads ``request.user`` and ``request.META['REMOTE_ADDR']``;
+    a worker has no request, so it records the attempt under the staff member who asked.
+    """
+
+    user: Any
+    ip: str | None = None
+    META: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.META = {"REMOTE_ADDR": self.ip} if self.ip else {}
+
+    @classmethod
+    def of(cls, request) -> Actor:
+        return cls(request.user, audit.client_ip(request))
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def policy_for(platform: TradePlatform) -> OperationPolicy:
+    policy = OperationPolicy.objects.filter(platform=platform).first()
+    return policy or OperationPolicy(platform=platform)
+
+
+def fingerprint(platform: TradePlatform, login: int | None, kind: str, payload: dict) -> str:
+    canonical = json.dumps(
+        {"platform": platform.pk, "login": login, "kind": kind, "payload": payload},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def needs_approval(platform: TradePlatform, kind: str, payload: dict) -> bool:
+    spec = ops.spec_for(kind)
+    policy = policy_for(platform)
+    if spec.bulk:
+        return policy.bulk_requires_approval
+    if spec.category == ops.MONEY:
+        return abs(Decimal(payload["amount"])) > policy.approval_threshold
+    return False
+
+
+def ensure_allowed(actor: Actor, platform: TradePlatform, kind: str, *, login=None) -> None:
+    """Refuse (and audit the refusal) unless the user holds the operation's permission."""
+    spec = ops.spec_for(kind)
+    if actor.user.has_perm(f"platforms.{spec.permission}"):
+        return
+    audit.record(
+        request=actor, action=f"trade_task.{kind}", platform=platform,
+        target=str(login or ""), outcome="forbidden",
+        detail=f"missing permission {spec.permission}",
+    )
+    raise PermissionDenied(f"You need the '{spec.permission}' permission for this operation.")
+
+
+def _target(task: TradeTask) -> str:
+    if task.login:
+        return str(task.login)
+    logins = task.payload.get("logins") or []
+    return ",".join(str(x) for x in logins[:20]) + ("…" if len(logins) > 20 else "")
+
+
+def _audit(task: TradeTask, action: str, outcome: str, *, actor: Actor | None = None,
+           before=None, after=None, detail: str = "") -> None:
+    audit.record(
+        request=actor or Actor(task.requested_by, task.requested_ip),
+        action=action,
+        platform=task.platform,
+        target=_target(task),
+        before=before or {},
+        after=after if after is not None else {"kind": task.kind, **task.payload},
+        outcome=outcome,
+        detail=detail,
+        request_id=task.request_id,
+    )
+
+
+def _enqueue_execute(task_id: int) -> None:
+    from platforms.trading.tasks import execute_trade_task
+
+    transaction.on_commit(lambda: execute_trade_task.delay(task_id))
+
+
+def _enqueue_reconcile(task_id: int, countdown: float) -> None:
+    from platforms.trading.tasks import reconcile_trade_task
+
+    transaction.on_commit(
+        lambda: reconcile_trade_task.apply_async((task_id,), countdown=countdown)
+    )
+
+
+# ------------------------------------------------------------------------------ submit
+
+
+@dataclass
+class Submission:
+    task: TradeTask
+    created: bool
+
+
+def submit(
+    *,
+    actor: Actor,
+    platform: TradePlatform,
+    kind: str,
+    login: int | None,
+    payload: dict,
+    request_id,
+    secret: str = "",
+    preview: dict | None = None,
+) -> Submission:
+    """Create the task for ``request_id`` (or return the one that exists) and queue it.
+
+    ``payload`` must be validated and JSON-safe (amounts as strings) and never hold a secret;
+    ``secret`` (a new password) is stored encrypted and wiped when the task is final.
+    Raises :class:`IdempotencyConflict`, :class:`OperationRefused` or ``PermissionDenied``;
+    refusals are audited outside the task's transaction so that they are kept.
+    """
+    ensure_allowed(actor, platform, kind, login=login)
+    if not ops.available_on(kind, platform.kind):
+        raise OperationRefused(f"{TaskKind(kind).label} is not available for {platform.kind}.")
+    digest = fingerprint(platform, login, kind, payload)
+    with transaction.atomic():
+        submission = _create_or_get(actor, platform, kind, login, payload, request_id, digest,
+                                    secret, preview)
+    if submission.task.fingerprint != digest:
+        existing = submission.task
+        audit.record(
+            request=actor, action=f"trade_task.{kind}", platform=platform,
+            target=str(login or ""), outcome="conflict", request_id=request_id,
+            after={"kind": kind, **payload},
+            detail=f"request id already used by task {existing.pk}",
+        )
+        raise IdempotencyConflict(existing)
+    return submission
+
+
+def _create_or_get(actor, platform, kind, login, payload, request_id, digest, secret,
+                   preview) -> Submission:
+    existing = TradeTask.objects.filter(request_id=request_id).first()
+    if existing is not None:
+        return Submission(existing, False)
+    approval = needs_approval(platform, kind, payload)
+    task = TradeTask(
+        request_id=request_id, platform=platform, login=login, kind=kind, payload=payload,
+        fingerprint=digest, secret=secret, preview=preview or {},
+        comment_tag=ops.comment_tag(request_id) if ops.spec_for(kind).tagged else "",
+        state=TaskState.PENDING_APPROVAL if approval else TaskState.QUEUED,
+        queued_at=None if approval else timezone.now(),
+        requested_by=actor.user, requested_ip=actor.ip,
+    )
+    try:
+        with transaction.atomic():
+            task.save()
+    except IntegrityError:
+        # a double click racing this one created it first (or, once in 2**48, a tag collision)
+        existing = TradeTask.objects.filter(request_id=request_id).first()
+        if existing is None:
+            raise OperationRefused(
+                "This request could not be registered; reload the form and try again."
+            ) from None
+        return Submission(existing, False)
+    _audit(task, f"trade_task.{kind}", task.state, actor=actor, before=preview or {},
+           detail="submitted")
+    if task.state == TaskState.QUEUED:
+        _enqueue_execute(task.pk)
+    return Submission(task, True)
+
+
+# ------------------------------------------------------------------------------ approvals
+
+
+def decide(task_id: int, *, actor: Actor, approve: bool, note: str = "") -> TradeTask:
+    """Maker-checker: a second staff member with ``approve_operations`` approves or rejects."""
+    action = "trade_task.approve" if approve else "trade_task.reject"
+    with transaction.atomic():
+        task = TradeTask.objects.select_for_update().select_related("platform").get(pk=task_id)
+        refusal = None
+        if not actor.user.has_perm("platforms.approve_operations"):
+            refusal = "You need the 'approve_operations' permission to approve operations."
+        elif task.requested_by_id == actor.user.pk:
+            refusal = "Nobody approves their own operation: another staff member must approve it."
+        elif task.state != TaskState.PENDING_APPROVAL:
+            refusal = f"This operation is {task.get_state_display().lower()}, not waiting."
+        if refusal is None:
+            TaskApproval.objects.create(
+                task=task, decided_by=actor.user, note=note[:200],
+                decision=ApprovalDecision.APPROVED if approve else ApprovalDecision.REJECTED,
+            )
+            if approve:
+                task.state, task.queued_at = TaskState.QUEUED, timezone.now()
+                task.save(update_fields=["state", "queued_at", "updated_at"])
+                _enqueue_execute(task.pk)
+            else:
+                task.state, task.finished_at, task.secret = (TaskState.CANCELLED, timezone.now(),
+                                                             "")
+                task.message = f"Rejected by {actor.user.get_username()}" + (
+                    f": {note}" if note else "")
+                task.save(update_fields=["state", "finished_at", "secret", "message",
+                                         "updated_at"])
+            _audit(task, action, "approved" if approve else "rejected", actor=actor,
+                   detail=note)
+            return task
+    _audit(task, action, "refused", actor=actor, detail=refusal)
+    if "permission" in refusal:
+        raise PermissionDenied(refusal)
+    raise OperationRefused(refusal)
+
+
+def cancel(task_id: int, *, actor: Actor) -> TradeTask:
+    """The requester (or an approver) withdraws a task that has not been sent."""
+    with transaction.atomic():
+        task = TradeTask.objects.select_for_update().select_related("platform").get(pk=task_id)
+        allowed = task.requested_by_id == actor.user.pk or actor.user.has_perm(
+            "platforms.approve_operations"
+        )
+        if allowed and task.state in (TaskState.PENDING_APPROVAL, TaskState.QUEUED):
+            task.state, task.finished_at, task.secret = TaskState.CANCELLED, timezone.now(), ""
+            task.message = f"Cancelled by {actor.user.get_username()}"
+            task.save(update_fields=["state", "finished_at", "secret", "message", "updated_at"])
+            _audit(task, "trade_task.cancel", "cancelled", actor=actor)
+            return task
+    _audit(task, "trade_task.cancel", "refused", actor=actor)
+    raise OperationRefused("Only an operation that has not been sent can be cancelled.")
+
+
+# ------------------------------------------------------------------------------ wire bodies
+
+
+def _prepare_wire(task: TradeTask, client) -> dict:
+    """The exact call to make, decided once (some kinds need a live read to build it)."""
+    kind, p, login = task.kind, task.payload, task.login
+    K = TaskKind
+    if kind in ops.MONEY_KINDS:
+        _, command = ops.MONEY_KINDS[kind]
+        body = {
+            "tradeTransactionType": "BrBalance", "tradeCommand": command, "orderBy": login,
+            "price": float(ops.signed_amount(kind, p)),
+            "comment": ops.tagged_comment(task.comment_tag, p.get("comment", "")),
+        }
+        if p.get("expiration"):
+            body["expiration"] = f"{p['expiration']}T23:59:59Z"
+        return {"op": "trade_transaction", "body": body}
+    if kind in (K.OPEN_ORDER, K.PLACE_PENDING):
+        body = {
+            "tradeTransactionType": "BrOpen" if kind == K.OPEN_ORDER else "PendingOpen",
+            "tradeCommand": p["command"], "orderBy": login, "symbol": p["symbol"],
+            "volume": ops.lots_to_volume(p["volume"]),
+            "sl": float(p.get("sl") or 0), "tp": float(p.get("tp") or 0),
+            "comment": ops.tagged_comment(task.comment_tag, p.get("comment", "")),
+        }
+        if kind == K.OPEN_ORDER:
+            tick = client.mt4.tick_info_last(p["symbol"])
+            body["price"] = tick.ask if p["command"] == "Buy" else tick.bid
+        else:
+            body["price"] = float(p["price"])
+            if p.get("expiration"):
+                body["expiration"] = f"{p['expiration']}T23:59:59Z"
+        return {"op": "trade_transaction", "body": body}
+    if kind == K.MODIFY_ORDER:
+        trade = client.mt4.trade_record_get(int(p["order"]))
+        body = {
+            "tradeTransactionType": "BrModify", "order": int(p["order"]), "orderBy": login,
+            "symbol": trade.symbol,
+            "price": float(p["price"]) if p.get("price") else trade.open_price,
+            "sl": float(p.get("sl") or 0), "tp": float(p.get("tp") or 0),
+        }
+        return {"op": "trade_transaction", "body": body}
+    if kind in (K.CLOSE_ORDER, K.DELETE_PENDING):
+        trade = client.mt4.trade_record_get(int(p["order"]))
+        body = {
+            "tradeTransactionType": "BrClose" if kind == K.CLOSE_ORDER else "BrDelete",
+            "order": int(p["order"]), "orderBy": login, "symbol": trade.symbol,
+            "volume": ops.lots_to_volume(p["volume"]) if p.get("volume") else trade.volume,
+        }
+        if kind == K.CLOSE_ORDER:
+            tick = client.mt4.tick_info_last(trade.symbol)
+            body["price"] = tick.bid if trade.trade_command == "Buy" else tick.ask
+        return {"op": "trade_transaction", "body": body}
+    if kind == K.CREATE_ACCOUNT:
+        body = {k: v for k, v in p.items() if v not in (None, "")}
+        body["leverage"] = int(body.get("leverage") or 0)
+        return {"op": "user_record_new", "body": body}
+    if kind == K.RESET_PASSWORD:
+        return {"op": "user_password_set", "login": login, "investor": bool(p.get("investor"))}
+    if kind in ops.BULK_COMMANDS:
+        return {"op": "users_group_op", "command": ops.BULK_COMMANDS[kind],
+                "logins": [int(x) for x in p["logins"]], "new_group": p.get("group"),
+                "leverage": int(p.get("leverage") or 0)}
+    changes = _account_changes(task, client)
+    op = "mt5_user_record_patch" if task.platform.kind == "MT5" else "user_record_patch"
+    return {"op": op, "login": login, "body": changes}
+
+
+def _account_changes(task: TradeTask, client) -> dict:
+    kind, p = task.kind, task.payload
+    K = TaskKind
+    mt5 = task.platform.kind == "MT5"
+    if kind == K.EDIT_PROFILE:
+        names = ops.MT5_PROFILE_FIELDS if mt5 else {f: f for f in ops.PROFILE_FIELDS}
+        return {names[k]: v for k, v in p.items() if k in names}
+    if kind == K.CHANGE_GROUP:
+        return {"group": p["group"]}
+    if kind == K.CHANGE_LEVERAGE:
+        return {"leverage": int(p["leverage"])}
+    if mt5:
+        user = client.mt5.user_get(task.login)
+        rights = {r.strip() for r in (user.rights or "").split(",") if r.strip() and r != "None"}
+        flag = "Enabled" if kind in (K.ENABLE, K.DISABLE) else "Readonly"
+        (rights.add if kind in (K.ENABLE, K.READONLY_ON) else rights.discard)(flag)
+        return {"rights": ", ".join(sorted(rights)) or "None"}
+    user = client.mt4.user_record_request(task.login)
+    bit = ops.ENABLED_BIT if kind in (K.ENABLE, K.DISABLE) else ops.READONLY_BIT
+    on = kind in (K.ENABLE, K.READONLY_ON)
+    return {"enableFlags": (user.enable_flags | bit) if on else (user.enable_flags & ~bit)}
+
+
+def _call(task: TradeTask, client, wire: dict) -> tuple[dict, str | None]:
+    """Send ``wire`` under the task's key; the answer as a small dict, and the activity id."""
+    key = str(task.request_id)
+    op = wire["op"]
+    if op == "trade_transaction":
+        res = client.mt4.trade_transaction(wire["body"], idempotency_key=key)
+        return {"order": res.data.order, "price": res.data.price}, res.activity_id
+    if op == "user_record_patch":
+        res = client.mt4.user_record_patch(wire["login"], wire["body"], idempotency_key=key)
+        return {"login": res.data.login}, res.activity_id
+    if op == "mt5_user_record_patch":
+        res = client.mt5.user_record_patch(wire["login"], wire["body"], idempotency_key=key)
+        return {"login": res.data.login}, res.activity_id
+    if op == "user_record_new":
+        res = client.mt4.user_record_new(wire["body"], idempotency_key=key)
+        return {"login": res.data.login}, res.activity_id
+    if op == "user_password_set":
+        if not task.secret:
+            raise OperationRefused("The new password is no longer held; submit a new reset.")
+        res = client.mt4.user_password_set(
+            wire["login"], task.secret, change_investor=wire["investor"], idempotency_key=key
+        )
+        return {}, res.activity_id
+    if op == "users_group_op":
+        res = client.mt4.users_group_op(
+            wire["command"], wire["logins"], new_group=wire["new_group"],
+            leverage=wire["leverage"], idempotency_key=key,
+        )
+        return {}, res.activity_id
+    raise OperationRefused(f"unknown wire op {op}")
+
+
+# ------------------------------------------------------------------------------ outcomes
+
+
+def _transition(task: TradeTask, state: str, *, from_states, **fields) -> bool:
+    """Conditional UPDATE: only the first writer of a final state wins."""
+    now = timezone.now()
+    values = {"state": state, "updated_at": now, **fields}
+    if state in (TaskState.CONFIRMED, TaskState.REJECTED, TaskState.FAILED):
+        values.setdefault("finished_at", now)
+        values["secret"] = ""
+        values["next_check_at"] = None
+    done = TradeTask.objects.filter(pk=task.pk, state__in=from_states).update(**values)
+    if done:
+        for name, value in values.items():
+            setattr(task, name, value)
+    return bool(done)
+
+
+OPEN_STATES = (TaskState.SENT, TaskState.OUTCOME_UNKNOWN)
+
+
+def _balance_after(task: TradeTask, client) -> Decimal | None:
+    if task.kind not in ops.MONEY_KINDS:
+        return None
+    try:
+        user = client.mt4.user_record_get(task.login)
+    except ManagerApiError:
+        return None
+    value = user.credit if ops.MONEY_KINDS[task.kind][1] == "Credit" else user.balance
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def _confirm(task: TradeTask, client, answer: dict, activity: str | None, how: str) -> None:
+    new_balance = _balance_after(task, client)
+    result = {**answer, "resolved_by": how}
+    if new_balance is not None:
+        result["new_balance"] = str(new_balance)
+    if _transition(
+        task, TaskState.CONFIRMED, from_states=OPEN_STATES, result=result,
+        ticket=answer.get("order") or answer.get("ticket") or None,
+        new_balance=new_balance, activity_id=activity or "", resolved_by=how,
+        message="", error_code="", manager_code="",
+    ):
+        after = {"kind": task.kind, **task.payload, **result}
+        _audit(task, f"trade_task.{task.kind}", "confirmed", before=task.preview, after=after,
+               detail=f"attempt {task.attempts}, resolved by {how}")
+
+
+def _reject(task: TradeTask, exc: ManagerApiError) -> None:
+    message = staff_message(exc)
+    if _transition(
+        task, TaskState.REJECTED, from_states=OPEN_STATES, error_code=exc.code,
+        manager_code=str(exc.manager_code or ""), activity_id=exc.activity_id or "",
+        message=message, result={"error": exc.code, "manager_code": exc.manager_code},
+    ):
+        _audit(task, f"trade_task.{task.kind}", "rejected", before=task.preview,
+               detail=f"{exc.code} {exc.manager_code or ''}: {message}")
+
+
+def _unknown(task: TradeTask, exc: Exception) -> None:
+    checks = task.attempts + int(task.result.get("checks", 0))
+    delay = RECONCILE_DELAYS[min(checks, len(RECONCILE_DELAYS) - 1)]
+    code = getattr(exc, "code", type(exc).__name__)
+    message = staff_message(exc) if isinstance(exc, ManagerApiError) else str(exc)[:500]
+    if _transition(
+        task, TaskState.OUTCOME_UNKNOWN, from_states=OPEN_STATES, error_code=code,
+        activity_id=getattr(exc, "activity_id", None) or "", message=message,
+        next_check_at=timezone.now() + timedelta(seconds=delay),
+    ):
+        _audit(task, f"trade_task.{task.kind}", "outcome_unknown", before=task.preview,
+               detail=f"attempt {task.attempts}: {code}")
+        _enqueue_reconcile(task.pk, delay)
+
+
+def _send(task: TradeTask, client) -> str:
+    """One attempt under the task's key; records the outcome. Re-raises 'nothing sent'."""
+    try:
+        answer, activity = _call(task, client, task.wire)
+    except OutcomeUnknown as exc:  # incl. dropped connections and non-WebAPI answers
+        _unknown(task, exc)
+    except NOT_SENT_ERRORS:
+        raise
+    except ManagerApiError as exc:
+        if exc.code in ("Internal", "InvalidResponse", "TransportError"):
+            _unknown(task, exc)
+        else:
+            _reject(task, exc)
+    else:
+        _confirm(task, client, answer, activity, "answer" if task.attempts <= 1 else "resend")
+    return task.state
+
+
+def execute(task_id: int) -> str:
+    """Send a queued task once (the Celery task's body). Returns the state it reached.
+
+    Raises one of :data:`NOT_SENT_ERRORS` after putting the task back to ``queued`` so that
+    Celery retries it; a task that is already ``sent`` is reconciled instead of resent.
+    """
+    task = TradeTask.objects.select_related("platform", "requested_by").get(pk=task_id)
+    if task.state in OPEN_STATES:
+        return reconcile(task_id)
+    if task.state != TaskState.QUEUED:
+        return task.state
+    client = client_for(task.platform)
+    if task.wire is None:
+        try:
+            wire = _prepare_wire(task, client)
+        except NOT_SENT_ERRORS:
+            raise
+        except ManagerApiError as exc:  # e.g. the order no longer exists
+            _transition(task, TaskState.SENT, from_states=[TaskState.QUEUED])
+            _reject(task, exc)
+            return task.state
+        if TradeTask.objects.filter(pk=task.pk, wire__isnull=True).update(wire=wire):
+            task.wire = wire
+        else:
+            task.refresh_from_db(fields=["wire"])  # another worker prepared it first
+    # the state guard makes the claim exclusive, so attempts can be counted here
+    if not _transition(task, TaskState.SENT, from_states=[TaskState.QUEUED],
+                       sent_at=timezone.now(), attempts=task.attempts + 1):
+        return TradeTask.objects.get(pk=task_id).state  # another worker claimed it
+    try:
+        return _send(task, client)
+    except NOT_SENT_ERRORS as exc:
+        _transition(task, TaskState.QUEUED, from_states=[TaskState.SENT],
+                    error_code=exc.code, message=staff_message(exc))
+        raise
+
+
+def give_up(task_id: int, exc: BaseException) -> None:
+    """Retries ran out while the platform was unreachable: nothing was applied."""
+    task = TradeTask.objects.select_related("platform", "requested_by").get(pk=task_id)
+    message = staff_message(exc) if isinstance(exc, ManagerApiError) else str(exc)[:500]
+    if _transition(task, TaskState.FAILED, from_states=[TaskState.QUEUED],
+                   error_code=getattr(exc, "code", type(exc).__name__), message=message):
+        _audit(task, f"trade_task.{task.kind}", "failed", detail=message)
+
+
+# ------------------------------------------------------------------------------ reconcile
+
+
+def _history_since(task: TradeTask) -> datetime:
+    return (task.sent_at or task.created_at) - HISTORY_SLACK
+
+
+def probe(task: TradeTask, client) -> dict | None:
+    """Read the platform: the answer the task would have had if it was applied, else None."""
+    wire = task.wire or {}
+    body = wire.get("body") or {}
+    K = TaskKind
+    if task.comment_tag:
+        tag = task.comment_tag
+        rows = list(client.mt4.trades_user_history(task.login, from_time=_history_since(task)))
+        if task.kind in (K.OPEN_ORDER, K.PLACE_PENDING):
+            user = client.mt4.user_record_get(task.login)
+            rows += client.mt4.trades_get_by_login(task.login, user.group)
+        for row in rows:
+            if (row.comment or "").split(" ", 1)[0] == tag:
+                return {"order": row.order, "price": row.open_price}
+        return None
+    if task.kind in (K.MODIFY_ORDER, K.CLOSE_ORDER, K.DELETE_PENDING):
+        try:
+            trade = client.mt4.trade_record_get(int(task.payload["order"]))
+        except NotFound:
+            return {"order": int(task.payload["order"])} if task.kind != K.MODIFY_ORDER else None
+        state = (trade.trade_record_state or "").lower()
+        if task.kind == K.MODIFY_ORDER:
+            same = (abs(trade.sl - body.get("sl", 0)) < 1e-9
+                    and abs(trade.tp - body.get("tp", 0)) < 1e-9)
+            return {"order": trade.order} if same else None
+        if task.kind == K.DELETE_PENDING:
+            return {"order": trade.order} if "deleted" in state else None
+        return {"order": trade.order, "price": trade.close_price} if "closed" in state else None
+    if wire.get("op") in ("user_record_patch", "mt5_user_record_patch"):
+        if wire["op"] == "mt5_user_record_patch":
+            record = msgspec_to_wire(client.mt5.user_get(task.login))
+        else:
+            record = msgspec_to_wire(client.mt4.user_record_request(task.login))
+        ok = all(_same(record.get(k), v) for k, v in wire["body"].items())
+        return {"login": task.login} if ok else None
+    if wire.get("op") == "users_group_op":
+        users = client.mt4.user_records_request(wire["logins"])
+        command = wire["command"]
+        for user in users:
+            if ((command == "SetGroup" and user.group != wire["new_group"])
+                    or (command == "Leverage" and user.leverage != wire["leverage"])
+                    or (command == "Enable" and not user.enable_flags & ops.ENABLED_BIT)
+                    or (command == "Disable" and user.enable_flags & ops.ENABLED_BIT)):
+                return None
+        return {}
+    return None  # create account, password: not readable; resend under the key decides
+
+
+def msgspec_to_wire(record) -> dict:
+    import msgspec
+
+    return msgspec.to_builtins(record)
+
+
+def _same(actual, wanted) -> bool:
+    if isinstance(wanted, str) and isinstance(actual, str) and "," in wanted + actual:
+        def split(s):
+            return {x.strip().lower() for x in s.split(",") if x.strip()}
+
+        return split(actual) == split(wanted)
+    if isinstance(wanted, float | int) and isinstance(actual, float | int):
+        return abs(actual - wanted) < 1e-9
+    return actual == wanted
+
+
+def reconcile(task_id: int) -> str:
+    """Learn the outcome of a ``sent`` / ``outcome_unknown`` task: read first, then resend the
+    identical body under the same key only if the read shows it was not applied."""
+    task = TradeTask.objects.select_related("platform", "requested_by").get(pk=task_id)
+    if task.state not in OPEN_STATES:
+        return task.state
+    client = client_for(task.platform)
+    try:
+        found = probe(task, client)
+    except ManagerApiError as exc:
+        _reschedule(task, f"could not read the platform: {staff_message(exc)}")
+        return task.state
+    if found is not None:
+        _confirm(task, client, found, task.activity_id, "read")
+        return task.state
+    spec = ops.spec_for(task.kind)
+    unreadable = not spec.tagged and not spec.idempotent
+    if unreadable and task.sent_at and timezone.now() - task.sent_at > KEY_RETENTION:
+        _reschedule(task, "Cannot be verified by reading and the platform no longer holds the "
+                          "answer for its key: check the account before acting.", manual=True)
+        return task.state
+    TradeTask.objects.filter(pk=task.pk).update(attempts=F("attempts") + 1)
+    task.refresh_from_db(fields=["attempts"])
+    if task.state == TaskState.SENT:
+        _transition(task, TaskState.OUTCOME_UNKNOWN, from_states=[TaskState.SENT])
+    try:
+        return _send(task, client)
+    except NOT_SENT_ERRORS as exc:
+        _reschedule(task, staff_message(exc))
+        return task.state
+
+
+def _reschedule(task: TradeTask, message: str, *, manual: bool = False) -> None:
+    checks = int(task.result.get("checks", 0)) + 1
+    delay = RECONCILE_DELAYS[min(checks + task.attempts, len(RECONCILE_DELAYS) - 1)]
+    result = {**task.result, "checks": checks}
+    next_check = None if manual else timezone.now() + timedelta(seconds=delay)
+    if _transition(task, TaskState.OUTCOME_UNKNOWN, from_states=OPEN_STATES, message=message,
+                   result=result, next_check_at=next_check) and not manual:
+        _enqueue_reconcile(task.pk, delay)
+
+
+def request_reconcile(task_id: int, *, actor: Actor) -> TradeTask:
+    """Staff asks to check an ``outcome_unknown`` task now (the UI's reconcile button)."""
+    task = TradeTask.objects.select_related("platform").get(pk=task_id)
+    ensure_allowed(actor, task.platform, task.kind, login=task.login)
+    if task.state not in OPEN_STATES:
+        raise OperationRefused("Only a task whose outcome is unknown can be reconciled.")
+    _audit(task, "trade_task.reconcile", "requested", actor=actor)
+    _enqueue_reconcile(task.pk, 0)
+    return task
+
+
+# ------------------------------------------------------------------------------ sweep
+
+
+def sweep(now: datetime | None = None) -> dict[str, int]:
+    """Resolve what a lost worker or a lost queue message left behind (periodic task)."""
+    now = now or timezone.now()
+    stale_sent = list(TradeTask.objects.filter(
+        state=TaskState.SENT, sent_at__lt=now - STALE_SENT).values_list("pk", flat=True)[:500])
+    due = list(TradeTask.objects.filter(
+        state=TaskState.OUTCOME_UNKNOWN, next_check_at__lte=now
+    ).values_list("pk", flat=True)[:500])
+    lost = list(TradeTask.objects.filter(
+        state=TaskState.QUEUED, queued_at__lt=now - STALE_QUEUED
+    ).values_list("pk", flat=True)[:500])
+    from platforms.trading.tasks import execute_trade_task, reconcile_trade_task
+
+    for pk in stale_sent + due:
+        reconcile_trade_task.delay(pk)
+    for pk in lost:
+        execute_trade_task.delay(pk)
+    return {"sent": len(stale_sent), "unknown": len(due), "queued": len(lost)}

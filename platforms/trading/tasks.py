@@ -1,0 +1,48 @@
+"""Celery tasks of the trading desk (queue ``trading``): thin wrappers over the services.
+
+Each takes a task id only and is idempotent: running one twice, or after another worker, only
+moves a task along its state machine (see ``platforms.trading.services``).
+"""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+
+from platforms.trading import services
+
+TRANSIENT = services.NOT_SENT_ERRORS
+
+
+class ExecuteTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        """Retries ran out while nothing could be sent: the operation is ``failed``."""
+        if isinstance(exc, TRANSIENT) and args:
+            services.give_up(args[0], exc)
+
+
+@shared_task(
+    base=ExecuteTask,
+    autoretry_for=TRANSIENT,
+    retry_backoff=1,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=8,
+    acks_late=True,
+    soft_time_limit=100,
+    time_limit=120,
+)
+def execute_trade_task(task_id: int) -> str:
+    """Send a queued trade task once under its idempotency key."""
+    return services.execute(task_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=100, time_limit=120)
+def reconcile_trade_task(task_id: int) -> str:
+    """Learn the outcome of a sent / outcome-unknown task (read first, then same-key resend)."""
+    return services.reconcile(task_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
+def sweep_trade_tasks() -> dict[str, int]:
+    """Periodic (django-celery-beat, every 15 s): pick up what lost workers left behind."""
+    return services.sweep()

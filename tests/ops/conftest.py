@@ -1,0 +1,42 @@
+"""Fixtures of the server-page tests: clients per role on the sandbox platforms."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import StaffUserFactory, grant
+
+
+def _client_with_role(client, platforms, role: str, username: str):
+    user = StaffUserFactory(username=username)
+    grant(user, *platforms, role=role)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client(client, sandbox_platforms):
+    """Staff with the admin role (health, plugins, messages, reports) on both platforms."""
+    return _client_with_role(client, sandbox_platforms, "admin", "ops-admin")
+
+
+@pytest.fixture
+def support_client(client, sandbox_platforms):
+    """Staff with the support role (may send messages; no plugins, health or reports)."""
+    return _client_with_role(client, sandbox_platforms, "support", "ops-support")
+
+
+@pytest.fixture
+def sidecar_down(clean_sandbox):
+    """The sandbox's sidecar listener stopped for the test, restarted afterwards."""
+    clean_sandbox.control("POST", "/sidecar", json={"up": False})
+    yield clean_sandbox
+    clean_sandbox.control("POST", "/sidecar", json={"up": True})
+
+
+def sandbox_stats(sandbox) -> dict:
+    return sandbox.control("GET", "/stats").json()["operations"]
+
+
+def received(sandbox, operation: str) -> int:
+    return sandbox_stats(sandbox).get(operation, {}).get("received", 0)
