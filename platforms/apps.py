@@ -10,12 +10,14 @@ class PlatformsConfig(AppConfig):
         from django.conf import settings
 
         from platforms.client import configure_breakers
+        from platforms.health_history import record_transition
 
         # With Redis, every web and worker process sees the same circuit state per platform.
         configure_breakers(
             fail_max=settings.MANAGER_API["BREAKER_FAIL_MAX"],
             reset_timeout=settings.MANAGER_API["BREAKER_RESET_SECONDS"],
             redis_url=settings.REDIS_URL or None,
+            listeners=[record_transition],  # the health page shows every circuit transition
         )
 
         # Per-platform snapshot schedules follow the platform rows (post_save/post_delete).

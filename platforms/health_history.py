@@ -33,9 +33,14 @@ WATCHED_QUEUES = ("trading", "reporting")
 
 
 def _store_transition(platform_key: str, old: str, new: str) -> None:
-    BreakerTransition.objects.create(
-        platform_key=platform_key, at=timezone.now(), old_state=old, new_state=new
-    )
+    # Recording is best effort: a database hiccup must never disturb the breaker itself.
+    try:
+        BreakerTransition.objects.create(
+            platform_key=platform_key, at=timezone.now(), old_state=old, new_state=new
+        )
+    except Exception:
+        log.warning("could not record breaker transition %s -> %s for %s", old, new,
+                       platform_key, exc_info=True)
 
 
 def record_transition(platform_key: str, old: str, new: str) -> None:

@@ -158,15 +158,14 @@ def xlsx_bytes(result: dict) -> bytes:
     """The report as a workbook: the main table, the days and the top accounts."""
     from openpyxl import Workbook
 
-    from dashboard.exports import _safe
+    from dashboard.exports import safe_cell
 
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "Report"
+    workbook = Workbook(write_only=True)  # rows stream out; no cell objects kept in memory
+    sheet = workbook.create_sheet("Report")
     header, rows = table(result)
     sheet.append(header)
     for row in rows:
-        sheet.append([_safe(v) for v in row])
+        sheet.append([safe_cell(v) for v in row])
     days = workbook.create_sheet("By day")
     days.append(["day", "deposit", "client_pnl", "broker_pnl"])
     for d in result.get("days", []):
@@ -175,7 +174,7 @@ def xlsx_bytes(result: dict) -> bytes:
         top = workbook.create_sheet(title)
         top.append(["login", "group", "client_pnl"])
         for a in result.get(key, []):
-            top.append([a["login"], _safe(a["group"]), a["client_pnl"]])
+            top.append([a["login"], safe_cell(a["group"]), a["client_pnl"]])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

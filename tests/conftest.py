@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from tests import sandbox_process
-from tests.sandbox_process import SandboxInfo, start_sandbox
+from tests.sandbox_process import SandboxInfo, forget_connections, start_sandbox
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -40,20 +40,12 @@ def clean_sandbox(sandbox: SandboxInfo) -> SandboxInfo:
 @pytest.fixture
 def sandbox_platforms(db, clean_sandbox: SandboxInfo):
     """The two sandbox platforms registered in the database, as the demo registers them."""
-    from platforms.client import breaker_for, reset_breakers
-    from platforms.connections import forget_clients
     from platforms.services import register_sandbox_platforms
 
-    def forget():
-        forget_clients()
-        for platform_id in (clean_sandbox.mt4_id, clean_sandbox.mt5_id):
-            breaker_for(platform_id).reset()  # the state may live in Redis, across runs
-        reset_breakers()
-
-    forget()
+    forget_connections(clean_sandbox)
     mt4, mt5 = register_sandbox_platforms(clean_sandbox)
     yield mt4, mt5
-    forget()
+    forget_connections(clean_sandbox)
 
 
 @pytest.fixture

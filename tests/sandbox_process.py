@@ -9,7 +9,7 @@ from dataclasses import fields
 from platforms.sandbox_process import SandboxInfo
 from platforms.sandbox_process import start_sandbox as _start_sandbox
 
-__all__ = ["SandboxInfo", "start_sandbox", "violations"]
+__all__ = ["SandboxInfo", "forget_connections", "start_sandbox", "violations"]
 
 #: Violations found so far (``"<base_url>: <message>"``); ``conftest`` fails the session on any.
 violations: list[str] = []
@@ -30,3 +30,19 @@ def start_sandbox(*args: str, **kwargs) -> JudgedSandbox:
         args = (*args, "--record-exchanges")
     info = _start_sandbox(*args, **kwargs)
     return JudgedSandbox(**{f.name: getattr(info, f.name) for f in fields(info)})
+
+
+def forget_connections(info: SandboxInfo) -> None:
+    """Drop cached clients and close the sandbox platforms' circuits, main and sidecar.
+
+    Every sandbox serves the same platform ids, and with Redis the circuit state outlives a
+    test (and a run), so one test's outage must not leak into the next.
+    """
+    from platforms.client import breaker_for, reset_breakers
+    from platforms.connections import forget_clients
+
+    forget_clients()
+    for platform_id in (info.mt4_id, info.mt5_id):
+        for key in (platform_id, f"{platform_id}/sidecar"):
+            breaker_for(key).reset()
+    reset_breakers()

@@ -166,4 +166,4 @@ def account_export(request, pk: int):
     ordered = filterset.qs.order_by(*ACCOUNTS.order_by(ACCOUNTS.sort(request.GET.get("sort"),
                                                                      shown)))
     fields = ["login", *[c for c in shown if c != "login"]]
-    return csv_response(f"accounts-{platform.pk}", ordered, fields)
+    return csv_response(request, f"accounts-{platform.pk}", ordered, fields)

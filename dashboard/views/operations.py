@@ -6,11 +6,10 @@ A write ends with a redirect to the task (``HttpResponseClientRedirect`` for htm
 
 from __future__ import annotations
 
-import csv
 import uuid
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.dateparse import parse_date
@@ -18,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard.access import staff_required
+from dashboard.exports import stream_csv
 from dashboard.rendering import render_page
 from platforms.client import ManagerApiError
 from platforms.models import TaskKind, TaskState
@@ -203,11 +203,6 @@ def _filtered_audit(request):
     return events
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @require_GET
 @staff_required
 def audit_log(request):
@@ -218,19 +213,12 @@ def audit_log(request):
         return _forbidden(request, PermissionDenied("You need access to the audit trail."))
     events = _filtered_audit(request)
     if request.GET.get("format") == "csv":
-        writer = csv.writer(_Echo())
-
-        def rows():
-            yield writer.writerow(AUDIT_COLUMNS)
-            for e in events.iterator(chunk_size=2000):
-                yield writer.writerow([
-                    e.at.isoformat(), e.actor.get_username() if e.actor else "", e.ip_address or "",
-                    e.action, e.platform.name if e.platform else "", e.target, e.request_id,
-                    e.outcome, e.before, e.after, e.detail,
-                ])
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="audit.csv"'
-        return response
+        rows = (
+            [e.at.isoformat(), e.actor.get_username() if e.actor else "", e.ip_address or "",
+             e.action, e.platform.name if e.platform else "", e.target, e.request_id,
+             e.outcome, e.before, e.after, e.detail]
+            for e in events.select_related("actor", "platform").iterator(chunk_size=2000)
+        )
+        return stream_csv(request, "audit", AUDIT_COLUMNS, rows)
     return render_page(request, "dashboard/operations/audit.html",
                        {"events": events[:200], "filters": request.GET}, partial="audit-rows")

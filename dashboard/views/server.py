@@ -347,9 +347,9 @@ def report_detail(request, pk: int, job_id: int):
 @require_GET
 @permission("view_reports")
 def report_export(request, pk: int, job_id: int, fmt: str):
-    from django.http import Http404, StreamingHttpResponse
+    from django.http import Http404
 
-    from dashboard.exports import _lines
+    from dashboard.exports import stream_csv
     from platforms.reports import table, xlsx_bytes
 
     platform = get_visible_platform(request.user, pk)
@@ -359,10 +359,9 @@ def report_export(request, pk: int, job_id: int, fmt: str):
     name = f"report-{platform.pk}-{job.date_from}-{job.date_to}-{job.scope}"
     if fmt == "csv":
         header, rows = table(job.result)
-        response = StreamingHttpResponse(_lines(header, rows), content_type="text/csv")
-    else:
-        response = HttpResponse(
-            xlsx_bytes(job.result),
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return stream_csv(request, name, header, rows)
+    response = HttpResponse(
+        xlsx_bytes(job.result),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response

@@ -113,7 +113,7 @@ def snapshot_run_export(request, pk: int, run_id: int, table: str):
     rows = selector(request.user, platform).filter(last_seen_at=run.stamp)
     if run.stamp is None:
         rows = rows.none()
-    return csv_response(f"{platform.name}-run{run.pk}-{table}".replace(" ", "_"),
+    return csv_response(request, f"{platform.name}-run{run.pk}-{table}".replace(" ", "_"),
                         rows.order_by(rows.model._meta.ordering[-1]), _columns(request, table))
 
 

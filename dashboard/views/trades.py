@@ -83,8 +83,8 @@ def trade_export(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     trades = _open_filter(request, platform).qs
     sort = OPEN_TRADES.sort(request.GET.get("sort"), OPEN_TRADES.column_names(True))
-    return csv_response(f"open-trades-{platform.pk}", trades.order_by(*OPEN_TRADES.order_by(sort)),
-                        OPEN_FIELDS)
+    return csv_response(request, f"open-trades-{platform.pk}",
+                        trades.order_by(*OPEN_TRADES.order_by(sort)), OPEN_FIELDS)
 
 
 @require_GET
@@ -109,5 +109,5 @@ def history_export(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     trades = _closed_filter(request, platform).qs
     sort = CLOSED_TRADES.sort(request.GET.get("sort"), CLOSED_TRADES.column_names(True))
-    return csv_response(f"closed-trades-{platform.pk}",
+    return csv_response(request, f"closed-trades-{platform.pk}",
                         trades.order_by(*CLOSED_TRADES.order_by(sort)), CLOSED_FIELDS)

@@ -215,14 +215,21 @@ class PlatformBreaker:
 
 _REGISTRY: dict[str, PlatformBreaker] = {}
 _REGISTRY_LOCK = threading.Lock()
-_DEFAULTS: dict[str, Any] = {"fail_max": 5, "reset_timeout": 30.0, "redis_url": None}
+_DEFAULTS: dict[str, Any] = {"fail_max": 5, "reset_timeout": 30.0, "redis_url": None,
+                              "listeners": None}
 
 
 def configure_breakers(
-    *, fail_max: int = 5, reset_timeout: float = 30.0, redis_url: str | None = None
+    *, fail_max: int = 5, reset_timeout: float = 30.0, redis_url: str | None = None,
+    listeners: list[StateListener] | None = None,
 ) -> None:
-    """Set the settings of breakers created from now on (e.g. from Django settings)."""
-    _DEFAULTS.update(fail_max=fail_max, reset_timeout=reset_timeout, redis_url=redis_url)
+    """Set the settings of breakers created from now on (e.g. from Django settings).
+
+    ``listeners`` are told of every state change of every breaker (the health page records
+    them), including breakers created later in this process.
+    """
+    _DEFAULTS.update(fail_max=fail_max, reset_timeout=reset_timeout, redis_url=redis_url,
+                     listeners=listeners)
 
 
 def breaker_for(platform_id: str, **overrides: Any) -> PlatformBreaker:

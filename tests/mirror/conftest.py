@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sandbox_process import start_sandbox
+from tests.sandbox_process import forget_connections, start_sandbox
 from tests.workers import CeleryWorker, worker_env
 
 WORKER_READY_TIMEOUT = 60
@@ -57,17 +57,11 @@ def celery_worker(worker_factory):
 def mirror_platforms(transactional_db, mirror_sandbox):
     """The sandbox's MT4 and MT5 platforms registered in the test database, no faults, the
     sidecar up, circuits closed (in this process and, through Redis, in the workers)."""
-    from platforms.client import breaker_for, reset_breakers
-    from platforms.connections import forget_clients
     from platforms.services import register_sandbox_platforms
 
     def reset():
         mirror_sandbox.clear_faults()  # also brings the sidecar back up
-        forget_clients()
-        for platform_id in (mirror_sandbox.mt4_id, mirror_sandbox.mt5_id):
-            breaker_for(platform_id).reset()
-            breaker_for(f"{platform_id}/sidecar").reset()
-        reset_breakers()
+        forget_connections(mirror_sandbox)
 
     reset()
     mt4, mt5 = register_sandbox_platforms(mirror_sandbox)

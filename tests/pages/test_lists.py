@@ -219,3 +219,22 @@ def test_cached_trade_totals_follow_a_mirror_refresh(dealer, platform):
     state.save()
     totals = _get(dealer, "trades", platform, sort="-profit", page=2).context["totals"]
     assert (totals["count"], totals["profit"]) == (2, pytest.approx(15))
+
+
+def test_exports_stream_through_asgi_without_buffering(platform, accounts):
+    """Under ASGI a synchronous iterator is read whole before sending; ours must be async."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    boss = StaffUserFactory(username="asgi-boss", is_superuser=True)
+    url = reverse("dashboard:accounts-export", args=[platform.pk])
+
+    async def download():
+        client = AsyncClient()
+        await client.aforce_login(boss)
+        response = await client.get(url, {"sort": "-margin_level"})
+        assert response.streaming and response.is_async
+        return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+    rows = list(csv.reader(io.StringIO(async_to_sync(download)())))
+    assert [r[0] for r in rows[1:]] == ["1003", "1002", "1001"]

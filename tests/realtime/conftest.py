@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.sandbox_process import start_sandbox
+from tests.sandbox_process import forget_connections, start_sandbox
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/1"
 
@@ -72,7 +72,6 @@ def live_server_url(settings, hubs):
     import uvicorn
     from channels.layers import channel_layers
 
-    from platforms.connections import forget_clients
     from platforms.services import register_sandbox_platforms
 
     settings.REALTIME_BRIDGE = "in-process"
@@ -81,7 +80,7 @@ def live_server_url(settings, hubs):
     settings.REALTIME_BRIDGE_FLUSH_SECONDS = 0.05
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     channel_layers.backends.clear()
-    forget_clients()
+    forget_connections(hubs)
     register_sandbox_platforms(hubs)
     from dashboard.asgi import application
 
@@ -103,7 +102,7 @@ def live_server_url(settings, hubs):
     server.should_exit = True
     thread.join(10)
     channel_layers.backends.clear()
-    forget_clients()
+    forget_connections(hubs)
 
 
 @pytest.fixture
