@@ -74,3 +74,17 @@ def _platform_deleted(sender, instance: TradePlatform, **kwargs) -> None:
     PeriodicTask.objects.filter(
         name__in=[schedule_name(instance.pk, k) for k in ("incremental", "full", "history")]
     ).delete()
+
+
+def ensure_interval_task(apps, name: str, task: str, seconds: int, queue: str) -> None:
+    """Create or update a periodic task running every ``seconds`` (used by data migrations)."""
+    interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
+    task_model = apps.get_model("django_celery_beat", "PeriodicTask")
+    every, _ = interval_model.objects.get_or_create(every=seconds, period="seconds")
+    task_model.objects.update_or_create(
+        name=name, defaults={"task": task, "interval": every, "queue": queue, "enabled": True}
+    )
+
+
+def remove_task(apps, name: str) -> None:
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=name).delete()

@@ -7,22 +7,17 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
 
+from platforms.schedules import ensure_interval_task, remove_task
+
 
 def schedule_sweeper(apps, schema_editor):
     """The sweeper that resolves stale trade tasks runs every 15 s (editable in admin)."""
-    interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
-    task_model = apps.get_model("django_celery_beat", "PeriodicTask")
-    every, _ = interval_model.objects.get_or_create(every=15, period="seconds")
-    task_model.objects.update_or_create(
-        name="Sweep stale trade tasks",
-        defaults={"task": "platforms.trading.tasks.sweep_trade_tasks", "interval": every,
-                  "queue": "trading", "enabled": True},
-    )
+    ensure_interval_task(apps, "Sweep stale trade tasks",
+                         "platforms.trading.tasks.sweep_trade_tasks", 15, "trading")
 
 
 def unschedule_sweeper(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(
-        name="Sweep stale trade tasks").delete()
+    remove_task(apps, "Sweep stale trade tasks")
 
 
 class Migration(migrations.Migration):

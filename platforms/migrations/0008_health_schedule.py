@@ -1,21 +1,17 @@
 from django.db import migrations
 
+from platforms.schedules import ensure_interval_task, remove_task
+
+NAME = "Sample platform health"
+
 
 def schedule_health_samples(apps, schema_editor):
     """One connection sample per platform every minute feeds the health page (editable)."""
-    interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
-    task_model = apps.get_model("django_celery_beat", "PeriodicTask")
-    every, _ = interval_model.objects.get_or_create(every=60, period="seconds")
-    task_model.objects.update_or_create(
-        name="Sample platform health",
-        defaults={"task": "platforms.server_tasks.sample_health", "interval": every,
-                  "queue": "reporting", "enabled": True},
-    )
+    ensure_interval_task(apps, NAME, "platforms.server_tasks.sample_health", 60, "reporting")
 
 
 def unschedule_health_samples(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(
-        name="Sample platform health").delete()
+    remove_task(apps, NAME)
 
 
 class Migration(migrations.Migration):
