@@ -12,7 +12,8 @@ by reading ``UsersRequest`` from the sandbox on every request, as the baseline.
 
 Last line, one JSON object: ``ratio`` (baseline p50 ÷ PostgreSQL accounts p50), ``p50_ms`` and
 ``p99_ms`` (PostgreSQL, both lists), the SQLite figures, the baseline's, and ``peak_rss_mb``.
-``--quick``: 10,000 users, 60 requests.
+``--quick``: 10,000 users, 60 requests. ``BENCH_KEEP_DB=1`` keeps the PostgreSQL database for
+``EXPLAIN ANALYZE`` afterwards.
 """
 
 from __future__ import annotations
