@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 
 from django.core.paginator import Page, Paginator
 from django.http import QueryDict
 from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
 
 PAGE_SIZES = (25, 50, 100, 250, 500)
 
@@ -61,7 +63,8 @@ class Row:
     key: object
     css: str
     cells: list[Cell]
-    watch: str = ""  # "<platform pk>:<login>": the live feed sends this account's events
+    watch: str  # "<platform pk>:<login>": the live feed sends this account's events
+    html: SafeString  # the row's <td> cells, escaped, built once
 
 
 @dataclass
@@ -153,8 +156,25 @@ def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
             cells.append(Cell(column, _format(column.kind, value), href))
         watch = f"{obj.platform_id}:{obj.login}"
         key = watch if spec.live_key == "account" else getattr(obj, spec.row_key)
-        rows.append(Row(key, css(obj) if css else "", cells, watch))
+        rows.append(Row(key, css(obj) if css else "", cells, watch,
+                        _cells_html(cells, watch if spec.live_key != "account" else "")))
     return Listing(spec, page, header, rows, per_page, sort, _page_links(page, base))
+
+
+def _cells_html(cells: list[Cell], watch: str) -> SafeString:
+    """The row's cells as HTML, built in Python: a 50 x 18 page is ~7,000 template nodes or
+    ~4,500 ``format_html`` calls, most of the request's time. Every value that is not a fixed
+    column name from this module goes through ``html.escape`` before the row is marked safe."""
+    parts = []
+    for c in cells:
+        attrs = f' class="num" data-field="{c.column.name}"' if c.column.numeric else ""
+        text = escape(c.text)
+        if c.href:
+            if watch:  # trade rows watch their account, so its trade events reach the profit
+                attrs += f' data-live-account="{escape(watch)}"'
+            text = f'<a href="{escape(c.href)}" hx-boost="false">{text}</a>'
+        parts.append(f"<td{attrs}>{text}</td>")
+    return mark_safe("".join(parts))  # noqa: S308 - every interpolated value is escaped above
 
 
 def _page_links(page: Page, base: QueryDict) -> list[tuple[str, str, str]]:

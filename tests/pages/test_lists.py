@@ -238,3 +238,11 @@ def test_exports_stream_through_asgi_without_buffering(platform, accounts):
 
     rows = list(csv.reader(io.StringIO(async_to_sync(download)())))
     assert [r[0] for r in rows[1:]] == ["1003", "1002", "1001"]
+
+
+def test_cell_values_are_escaped(dealer, platform):
+    MirrorAccountFactory(platform=platform, login=666, name='<script>alert("x")</script>',
+                         group='real\\"><img src=x onerror=1>')
+    body = _get(dealer, "accounts", platform).content.decode()
+    assert "<script>alert" not in body and "<img src=x" not in body
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
