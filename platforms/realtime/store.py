@@ -10,6 +10,7 @@ A margin row is a list ``[login, equity, margin, free, level, level_type, group]
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.cache import cache
@@ -26,20 +27,31 @@ def snapshot_key(platform_pk: int) -> str:
     return f"realtime:margins:{int(platform_pk)}"
 
 
+#: A bridge republishes every second; an older snapshot is from a bridge that stopped (or a
+#: cache that outlived its data) and must not be shown as current.
+STALE_AFTER_SECONDS = 30.0
+
+
+def _fresh(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
+    if snapshot and time.time() - snapshot.get("ts", 0) <= STALE_AFTER_SECONDS:
+        return snapshot
+    return None
+
+
 def latest(platform_pk: int) -> dict[str, Any] | None:
     """``{"rows": [...], "groups": {name: [margin_call, stop_out]}, "up": bool, "ts": float}``
-    or ``None`` when no bridge has published anything for the platform yet."""
+    or ``None`` when no bridge has published anything recent for the platform."""
     bridge = local_bridges.get(int(platform_pk))
     if bridge is not None and bridge.rows:
         return bridge.snapshot()
-    return cache.get(snapshot_key(platform_pk))
+    return _fresh(cache.get(snapshot_key(platform_pk)))
 
 
 async def alatest(platform_pk: int) -> dict[str, Any] | None:
     bridge = local_bridges.get(int(platform_pk))
     if bridge is not None and bridge.rows:
         return bridge.snapshot()
-    return await cache.aget(snapshot_key(platform_pk))
+    return _fresh(await cache.aget(snapshot_key(platform_pk)))
 
 
 async def asave(platform_pk: int, snapshot: dict[str, Any]) -> None:

@@ -64,3 +64,20 @@ def test_acknowledge_and_assign_are_stored_and_audited(monitor, client):
     assert actions == {"margin_alert.ack", "margin_alert.assign"}
     other = reverse("dashboard:margin-alert", args=[monitor["other"].pk, 101])
     assert client.post(other, {"action": "ack"}).status_code == 404
+
+
+def test_a_stale_bridge_snapshot_is_not_shown_as_current(settings):
+    """A snapshot left in the cache by a bridge that stopped must not hydrate a page."""
+    import time
+
+    from django.core.cache import cache
+
+    from platforms.realtime import store
+
+    cache.set(store.snapshot_key(987654), {"rows": [[1, 2, 3, 4, 5, 0, "g"]], "groups": {},
+                                           "up": True, "ts": time.time() - 3600})
+    assert store.latest(987654) is None
+    cache.set(store.snapshot_key(987654), {"rows": [], "groups": {}, "up": True,
+                                           "ts": time.time()})
+    assert store.latest(987654) is not None
+    cache.delete(store.snapshot_key(987654))
