@@ -95,6 +95,10 @@ class ListSpec:
         raw = (raw or "").strip()
         return raw if raw.lstrip("-") in allowed else self.default_sort
 
+    def ordered(self, queryset, raw_sort: str | None, shown: Sequence[str]):
+        """``queryset`` in the requested (validated) order, ties broken by the row key."""
+        return queryset.order_by(*self.order_by(self.sort(raw_sort, shown)))
+
     def order_by(self, sort: str) -> list[str]:
         key = sort.lstrip("-")
         tie = self.row_key
@@ -133,7 +137,7 @@ def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
     """
     sort = spec.sort(query.get("sort"), shown)
     per_page = min(max(_int(query.get("per_page"), 50), 10), PAGE_SIZES[-1])
-    paginator = Paginator(queryset.order_by(*spec.order_by(sort)), per_page)
+    paginator = Paginator(spec.ordered(queryset, sort, shown), per_page)
     if count is not None:
         paginator.count = count  # Paginator.count is a cached_property
     page = paginator.get_page(max(_int(query.get("page"), 1), 1))

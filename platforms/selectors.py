@@ -5,7 +5,16 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from platforms.models import PlatformAccess, TradePlatform
+from platforms.models import (
+    MirrorAccount,
+    MirrorClosedTrade,
+    MirrorGroup,
+    MirrorOpenTrade,
+    MirrorState,
+    MirrorSymbol,
+    PlatformAccess,
+    TradePlatform,
+)
 from platforms.scoping import masks_q
 
 
@@ -42,24 +51,18 @@ def can_see_personal_data(user) -> bool:
 
 
 def mirror_accounts(user, platform: TradePlatform):
-    from platforms.models import MirrorAccount
-
     return MirrorAccount.objects.filter(platform=platform).filter(
         group_scope_q(user, platform)
     )
 
 
 def mirror_open_trades(user, platform: TradePlatform):
-    from platforms.models import MirrorOpenTrade
-
     return MirrorOpenTrade.objects.filter(platform=platform).filter(
         group_scope_q(user, platform)
     )
 
 
 def mirror_closed_trades(user, platform: TradePlatform):
-    from platforms.models import MirrorClosedTrade
-
     return MirrorClosedTrade.objects.filter(platform=platform).filter(
         group_scope_q(user, platform)
     )
@@ -67,8 +70,6 @@ def mirror_closed_trades(user, platform: TradePlatform):
 
 def mirror_state(platform: TradePlatform):
     """When the mirror was last refreshed (None before the first run)."""
-    from platforms.models import MirrorState
-
     return MirrorState.objects.filter(platform=platform).first()
 
 
@@ -95,16 +96,12 @@ def exposure_by_symbol(trades) -> list[dict]:
 
 
 def mirror_symbols(platform: TradePlatform):
-    from platforms.models import MirrorSymbol
-
     return MirrorSymbol.objects.filter(platform=platform).order_by("symbol")
 
 
 def mirror_groups(user, platform: TradePlatform):
     """Groups the user may see, each with its number of mirrored accounts."""
     from django.db.models import Count, OuterRef, Subquery
-
-    from platforms.models import MirrorAccount, MirrorGroup
 
     accounts = (MirrorAccount.objects.filter(platform=platform, group=OuterRef("name"))
                 .order_by().values("group").annotate(n=Count("pk")).values("n"))

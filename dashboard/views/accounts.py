@@ -116,6 +116,11 @@ def account_tab(request, pk: int, login: int, tab: str):
         return render_page(request, TEMPLATE, context, partial="live-error")
 
 
+def _account_filter(request, platform) -> AccountFilter:
+    return AccountFilter(request.GET or None, personal=can_see_personal_data(request.user),
+                         queryset=mirror_accounts(request.user, platform))
+
+
 def _account_columns(request) -> tuple[list[str], list[str]]:
     """(every column this user may choose, the ones they chose)."""
     available = ACCOUNTS.column_names(personal=can_see_personal_data(request.user))
@@ -127,9 +132,7 @@ def _account_columns(request) -> tuple[list[str], list[str]]:
 def account_list(request, pk: int):
     """The mirrored accounts: search, filters, sort on every column; htmx swaps the table only."""
     platform = get_visible_platform(request.user, pk)
-    personal = can_see_personal_data(request.user)
-    filterset = AccountFilter(request.GET or None, personal=personal,
-                              queryset=mirror_accounts(request.user, platform))
+    filterset = _account_filter(request, platform)
     available, shown = _account_columns(request)
     count = cached_for_filter(request.user, platform, filterset, "accounts_as_of",
                               "account-count", lambda rows: rows.count())
@@ -159,11 +162,8 @@ def account_columns(request, pk: int):
 def account_export(request, pk: int):
     """The accounts list with the current filters and sort, as a streamed CSV."""
     platform = get_visible_platform(request.user, pk)
-    personal = can_see_personal_data(request.user)
-    filterset = AccountFilter(request.GET or None, personal=personal,
-                              queryset=mirror_accounts(request.user, platform))
     _, shown = _account_columns(request)
-    ordered = filterset.qs.order_by(*ACCOUNTS.order_by(ACCOUNTS.sort(request.GET.get("sort"),
-                                                                     shown)))
+    ordered = ACCOUNTS.ordered(_account_filter(request, platform).qs, request.GET.get("sort"),
+                               shown)
     fields = ["login", *[c for c in shown if c != "login"]]
     return csv_response(request, f"accounts-{platform.pk}", ordered, fields)

@@ -81,10 +81,9 @@ def trade_list(request, pk: int):
 @staff_required
 def trade_export(request, pk: int):
     platform = get_visible_platform(request.user, pk)
-    trades = _open_filter(request, platform).qs
-    sort = OPEN_TRADES.sort(request.GET.get("sort"), OPEN_TRADES.column_names(True))
-    return csv_response(request, f"open-trades-{platform.pk}",
-                        trades.order_by(*OPEN_TRADES.order_by(sort)), OPEN_FIELDS)
+    trades = OPEN_TRADES.ordered(_open_filter(request, platform).qs, request.GET.get("sort"),
+                                 OPEN_TRADES.column_names(True))
+    return csv_response(request, f"open-trades-{platform.pk}", trades, OPEN_FIELDS)
 
 
 @require_GET
@@ -107,7 +106,6 @@ def history_list(request, pk: int):
 @staff_required
 def history_export(request, pk: int):
     platform = get_visible_platform(request.user, pk)
-    trades = _closed_filter(request, platform).qs
-    sort = CLOSED_TRADES.sort(request.GET.get("sort"), CLOSED_TRADES.column_names(True))
-    return csv_response(request, f"closed-trades-{platform.pk}",
-                        trades.order_by(*CLOSED_TRADES.order_by(sort)), CLOSED_FIELDS)
+    trades = CLOSED_TRADES.ordered(_closed_filter(request, platform).qs,
+                                   request.GET.get("sort"), CLOSED_TRADES.column_names(True))
+    return csv_response(request, f"closed-trades-{platform.pk}", trades, CLOSED_FIELDS)
