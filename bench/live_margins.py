@@ -63,7 +63,7 @@ def run_layer(layer: str, args: argparse.Namespace) -> dict:
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
 
-    from platforms.sandbox_process import start_sandbox
+    from platforms.sandbox.process import start_sandbox
     from platforms.services import register_sandbox_platforms
 
     call_command("migrate", interactive=False, verbosity=0)
@@ -141,7 +141,7 @@ async def drive(args, sandbox, port, sessions, pk, asgi_pid, bridge_pid, layer) 
     import httpx
     import websockets
 
-    from platforms.realtime.signalr import HubConnection
+    from platforms.live.signalr import HubConnection
 
     logins = list(range(100001, 100001 + args.accounts))
     received: list[list[tuple[float, int, list]]] = [[] for _ in sessions]

@@ -108,10 +108,10 @@ def child(db: str, ready_file: str, requests: int, baseline_requests: int) -> di
     from django.test.utils import setup_test_environment
 
     from platforms.connections import client_for
-    from platforms.models import MirrorAccount, MirrorOpenTrade, SnapshotRun
-    from platforms.sandbox_process import SandboxInfo
+    from platforms.mirror.models import MirrorAccount, MirrorOpenTrade, SnapshotRun
+    from platforms.mirror.snapshots import execute_run
+    from platforms.sandbox.process import SandboxInfo
     from platforms.services import register_sandbox_platforms
-    from platforms.snapshots import execute_run
 
     setup_test_environment()
     call_command("migrate", verbosity=0)
@@ -178,7 +178,7 @@ def main() -> None:
                                args.baseline_requests)))
         return
 
-    from platforms.sandbox_process import start_sandbox
+    from platforms.sandbox.process import start_sandbox
 
     sandbox = start_sandbox("--users", str(args.users), "--tick-rate", "0", timeout=300)
     ready = Path(tempfile.mkdtemp(prefix="bench-pages-")) / "ready.json"

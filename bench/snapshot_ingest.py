@@ -41,8 +41,8 @@ TABLES = ["platforms_mirroraccount", "platforms_mirroropentrade", "platforms_mir
 
 
 def run_snapshot(platform, kind: str):
-    from platforms.models import SnapshotRun
-    from platforms.snapshots import execute_run
+    from platforms.mirror.models import SnapshotRun
+    from platforms.mirror.snapshots import execute_run
 
     run = SnapshotRun.objects.create(platform=platform, kind=kind, trigger="schedule")
     started = time.perf_counter()
@@ -109,8 +109,8 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from platforms.models import MirrorAccount, MirrorClosedTrade, MirrorOpenTrade
-    from platforms.sandbox_process import start_sandbox
+    from platforms.mirror.models import MirrorAccount, MirrorClosedTrade, MirrorOpenTrade
+    from platforms.sandbox.process import start_sandbox
     from platforms.services import register_sandbox_platforms
 
     call_command("migrate", verbosity=0)

@@ -96,10 +96,10 @@ def main() -> None:
     from django.core.management import call_command
 
     from platforms.connections import client_for
-    from platforms.models import TaskState, TradeTask
-    from platforms.sandbox_process import start_sandbox
+    from platforms.sandbox.process import start_sandbox
     from platforms.services import register_sandbox_platforms
     from platforms.trading import services
+    from platforms.trading.models import TaskState, TradeTask
 
     call_command("migrate", verbosity=0)
     import redis

@@ -12,6 +12,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
 app = Celery("dashboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
-app.autodiscover_tasks(["platforms.trading"])
-app.autodiscover_tasks(["platforms"], related_name="server_tasks")
+# One ``tasks.py`` per domain that has background work.
+app.autodiscover_tasks(["platforms.mirror", "platforms.trading", "platforms.server"])

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from platforms.sandbox_process import SandboxInfo, start_sandbox
+from platforms.sandbox.process import SandboxInfo, start_sandbox
 from platforms.services import register_sandbox_platforms
 
 ROOT = Path(settings.BASE_DIR)

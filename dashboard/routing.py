@@ -1,5 +1,5 @@
 """WebSocket routes (live margins and quotes are added by the realtime work)."""
 
-from platforms.routing import websocket_urlpatterns as platform_websockets
+from platforms.live.routing import websocket_urlpatterns as platform_websockets
 
 websocket_urlpatterns: list = [*platform_websockets]

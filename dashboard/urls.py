@@ -2,16 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard.views import (
-    accounts,
-    margins,
-    market,
-    operations,
-    overview,
-    server,
-    snapshots,
-    trades,
-)
+from dashboard.views import accounts, live, market, mirror, overview, server, trades, trading
 
 dashboard_patterns = [
     path("", overview.overview, name="overview"),
@@ -34,29 +25,29 @@ dashboard_patterns = [
     path("platforms/<int:pk>/accounts/<int:login>/", accounts.account_card, name="account"),
     path("platforms/<int:pk>/accounts/<int:login>/tab/<str:tab>/", accounts.account_tab,
          name="account-tab"),
-    # --- margins
-    path("margins/", margins.margins, name="margins"),
-    path("platforms/<int:pk>/margins/", margins.margins, name="platform-margins"),
-    path("platforms/<int:pk>/margins/<int:login>/alert/", margins.margin_alert,
+    # --- live
+    path("margins/", live.margins, name="margins"),
+    path("platforms/<int:pk>/margins/", live.margins, name="platform-margins"),
+    path("platforms/<int:pk>/margins/<int:login>/alert/", live.margin_alert,
          name="margin-alert"),
-    # --- snapshots
-    path("platforms/<int:pk>/snapshots/", snapshots.snapshot_page, name="snapshots"),
-    path("platforms/<int:pk>/snapshots/run/", snapshots.snapshot_run_now, name="snapshot-run"),
-    path("platforms/<int:pk>/snapshots/<int:run_id>/", snapshots.snapshot_run_row,
+    # --- mirror
+    path("platforms/<int:pk>/snapshots/", mirror.snapshot_page, name="snapshots"),
+    path("platforms/<int:pk>/snapshots/run/", mirror.snapshot_run_now, name="snapshot-run"),
+    path("platforms/<int:pk>/snapshots/<int:run_id>/", mirror.snapshot_run_row,
          name="snapshot-run-row"),
     path("platforms/<int:pk>/snapshots/<int:run_id>/<str:table>.csv",
-         snapshots.snapshot_run_export, name="snapshot-run-export"),
-    # --- operations
-    path("platforms/<int:pk>/accounts/<int:login>/operations/<str:kind>/", operations.operation,
+         mirror.snapshot_run_export, name="snapshot-run-export"),
+    # --- trading
+    path("platforms/<int:pk>/accounts/<int:login>/operations/<str:kind>/", trading.operation,
          name="operation"),
-    path("platforms/<int:pk>/operations/new/<str:kind>/", operations.operation,
+    path("platforms/<int:pk>/operations/new/<str:kind>/", trading.operation,
          name="platform-operation"),
-    path("platforms/<int:pk>/operations/", operations.task_list, name="operation-tasks"),
-    path("platforms/<int:pk>/operations/tasks/<int:task_pk>/", operations.task_detail,
+    path("platforms/<int:pk>/operations/", trading.task_list, name="operation-tasks"),
+    path("platforms/<int:pk>/operations/tasks/<int:task_pk>/", trading.task_detail,
          name="operation-task"),
     path("platforms/<int:pk>/operations/tasks/<int:task_pk>/<str:action>/",
-         operations.task_action, name="operation-task-action"),
-    path("operations/audit/", operations.audit_log, name="operation-audit"),
+         trading.task_action, name="operation-task-action"),
+    path("operations/audit/", trading.audit_log, name="operation-audit"),
     # --- server
     path("platforms/<int:pk>/server/health/", server.health_page, name="server-health"),
     path("platforms/<int:pk>/server/journal/", server.journal, name="server-journal"),

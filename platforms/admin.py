@@ -6,16 +6,12 @@ from django.contrib import admin, messages
 from django.forms.models import model_to_dict
 
 from platforms import audit
+from platforms.access.models import PlatformAccess
+from platforms.connections import check_connection
 from platforms.forms import TradePlatformForm
-from platforms.health import check_connection
-from platforms.models import (
-    AuditEvent,
-    OperationPolicy,
-    PlatformAccess,
-    SnapshotRun,
-    TradePlatform,
-    TradeTask,
-)
+from platforms.mirror.models import SnapshotRun
+from platforms.models import AuditEvent, TradePlatform
+from platforms.trading.models import OperationPolicy, TradeTask
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -170,7 +166,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 def _queue_snapshots(modeladmin, request, platforms, kind_of) -> None:
-    from platforms.snapshots import request_run
+    from platforms.mirror.snapshots import request_run
 
     for platform in platforms:
         run, created = request_run(platform, kind_of(platform), user=request.user,

@@ -10,7 +10,7 @@ class PlatformsConfig(AppConfig):
         from django.conf import settings
 
         from platforms.client import configure_breakers
-        from platforms.health_history import record_transition
+        from platforms.server.health import record_transition
 
         # With Redis, every web and worker process sees the same circuit state per platform.
         configure_breakers(
@@ -21,4 +21,3 @@ class PlatformsConfig(AppConfig):
         )
 
         # Per-platform snapshot schedules follow the platform rows (post_save/post_delete).
-        from platforms import schedules  # noqa: F401

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 
-from platforms.client import AsyncManagerClient, ManagerClient, PlatformConfig
-from platforms.models import TradePlatform
+from platforms.client import AsyncManagerClient, ManagerApiError, ManagerClient, PlatformConfig
+from platforms.models import PlatformKind, TradePlatform
 
 _lock = threading.Lock()
 _sync_clients: dict[int, tuple[datetime, ManagerClient]] = {}
@@ -67,3 +69,27 @@ def forget_clients() -> None:
             client.close()
         _sync_clients.clear()
         _async_clients.clear()
+
+
+# --------------------------------------------------------------------------- connection checks
+@dataclass(frozen=True)
+class ConnectionCheck:
+    platform: TradePlatform
+    ok: bool
+    server_time: datetime | None
+    rtt_ms: float | None
+    error: str
+    breaker_state: str
+
+
+def check_connection(platform: TradePlatform) -> ConnectionCheck:
+    """Authenticate and call ``ServerTime``; the error text is exactly what the API said."""
+    client = client_for(platform)
+    api = client.mt4 if platform.kind == PlatformKind.MT4 else client.mt5
+    started = time.perf_counter()
+    try:
+        server_time = api.server_time()
+    except ManagerApiError as exc:
+        return ConnectionCheck(platform, False, None, None, str(exc), client.breaker_state)
+    rtt_ms = (time.perf_counter() - started) * 1000
+    return ConnectionCheck(platform, True, server_time, rtt_ms, "", client.breaker_state)

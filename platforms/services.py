@@ -6,7 +6,7 @@ from django.db import transaction
 
 from platforms import audit
 from platforms.models import PlatformEnvironment, TradePlatform
-from platforms.sandbox_process import SandboxInfo
+from platforms.sandbox.process import SandboxInfo
 
 
 @transaction.atomic

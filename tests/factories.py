@@ -39,14 +39,14 @@ def grant(user, *platforms, group_masks: str = "", role: str | None = None):
     """Give ``user`` access to ``platforms`` (and the role's permissions, if named)."""
     from django.contrib.auth.models import Group
 
-    from platforms.models import PlatformAccess
+    from platforms.access.models import PlatformAccess
 
     for platform in platforms:
         PlatformAccess.objects.update_or_create(
             user=user, platform=platform, defaults={"group_masks": group_masks}
         )
     if role:
-        from platforms.roles import sync_roles
+        from platforms.access.roles import sync_roles
 
         # Transactional tests flush every table, taking the migration-made roles with them.
         sync_roles()

@@ -1,4 +1,4 @@
-"""The tests start the sandbox exactly as the demo does (``platforms.sandbox_process``), plus
+"""The tests start the sandbox exactly as the demo does (``platforms.sandbox.process``), plus
 one thing: every sandbox a test starts records its exchanges, and before it stops, every answer
 it gave is judged against the vendor's OpenAPI document. Violations fail the session."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from platforms.sandbox_process import SandboxInfo
-from platforms.sandbox_process import start_sandbox as _start_sandbox
+from platforms.sandbox.process import SandboxInfo
+from platforms.sandbox.process import start_sandbox as _start_sandbox
 
 __all__ = ["SandboxInfo", "forget_connections", "start_sandbox", "violations"]
 

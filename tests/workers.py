@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from platforms.sandbox_process import ROOT
+from platforms.sandbox.process import ROOT
 
 READY_TIMEOUT = 60
 

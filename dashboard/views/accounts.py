@@ -12,23 +12,18 @@ from dashboard.forms import DateRangeForm
 from dashboard.listing import chosen_columns, save_columns
 from dashboard.rendering import render_page
 from dashboard.tables import ACCOUNTS, PAGE_SIZES, account_link, build_listing, margin_css
-from platforms import live_reads
+from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.client import ManagerApiError
 from platforms.connections import client_for
-from platforms.filters import AccountFilter
-from platforms.live_reads import PlatformUnavailable
+from platforms.live import reads as live_reads
+from platforms.live.reads import PlatformUnavailable
+from platforms.mirror.filters import AccountFilter
+from platforms.mirror.selectors import cached_for_filter, mirror_accounts, mirror_state
 from platforms.models import PlatformKind
-from platforms.selectors import (
-    cached_for_filter,
-    can_see_personal_data,
-    get_visible_platform,
-    mirror_accounts,
-    mirror_state,
-)
 from platforms.trading.operations import account_actions
 
 TABS = ["open", "pending", "history", "money", "daily", "journal", "audit"]
-TEMPLATE = "dashboard/account_card.html"
+TEMPLATE = "dashboard/accounts/account_card.html"
 
 
 def _card_context(request, pk: int, login: int) -> dict:
@@ -142,7 +137,8 @@ def account_list(request, pk: int):
                "available": available, "shown": shown, "query": request.GET.urlencode(),
                "page_sizes": PAGE_SIZES,
                "state": mirror_state(platform)}
-    return render_page(request, "dashboard/accounts.html", context, partial="accounts-table")
+    return render_page(request, "dashboard/accounts/accounts.html", context,
+                       partial="accounts-table")
 
 
 @require_POST

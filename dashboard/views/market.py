@@ -7,16 +7,11 @@ from django.views.decorators.http import require_GET
 
 from dashboard.access import staff_required
 from dashboard.rendering import render_page
-from platforms import live_reads
+from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.client import ManagerApiError
+from platforms.live import reads as live_reads
+from platforms.mirror.selectors import mirror_groups, mirror_state, mirror_symbols
 from platforms.models import PlatformKind
-from platforms.selectors import (
-    can_see_personal_data,
-    get_visible_platform,
-    mirror_groups,
-    mirror_state,
-    mirror_symbols,
-)
 
 
 @require_GET
@@ -26,7 +21,7 @@ def symbol_list(request, pk: int):
     symbols = list(mirror_symbols(platform))
     quotes, quote_error = live_reads.quotes(platform, [s.symbol for s in symbols])
     rows = [(s, quotes.get(s.symbol)) for s in symbols]
-    return render_page(request, "dashboard/symbols.html", {
+    return render_page(request, "dashboard/market/symbols.html", {
         "platform": platform, "rows": rows, "quote_error": quote_error,
         "state": mirror_state(platform),
     })
@@ -61,14 +56,14 @@ def symbol_chart(request, pk: int, symbol: str):
                 "layout": {"height": 420, "margin": {"l": 60, "r": 10, "t": 10, "b": 40},
                            "xaxis": {"rangeslider": {"visible": False}}},
             }
-    return render_page(request, "dashboard/symbol_chart.html", context)
+    return render_page(request, "dashboard/market/symbol_chart.html", context)
 
 
 @require_GET
 @staff_required
 def group_list(request, pk: int):
     platform = get_visible_platform(request.user, pk)
-    return render_page(request, "dashboard/groups.html", {
+    return render_page(request, "dashboard/market/groups.html", {
         "platform": platform, "groups": mirror_groups(request.user, platform),
         "state": mirror_state(platform),
     })
@@ -86,4 +81,4 @@ def online_list(request, pk: int):
             context["rows"] = live_reads.online_users(request.user, platform)
         except ManagerApiError as exc:
             context["error"] = str(exc)
-    return render_page(request, "dashboard/online.html", context)
+    return render_page(request, "dashboard/market/online.html", context)

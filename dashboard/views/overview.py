@@ -6,13 +6,9 @@ from django.views.decorators.http import require_GET
 
 from dashboard.access import staff_required
 from dashboard.rendering import render_page
-from platforms.health import check_connection
-from platforms.selectors import (
-    get_visible_platform,
-    platform_summary,
-    summaries_total,
-    visible_platforms,
-)
+from platforms.access.scope import get_visible_platform, visible_platforms
+from platforms.connections import check_connection
+from platforms.mirror.selectors import platform_summary, summaries_total
 
 
 @require_GET
@@ -21,13 +17,14 @@ def overview(request):
     """One card per platform; each card fetches its own live health so the page never waits."""
     cards = [(p, platform_summary(request.user, p)) for p in visible_platforms(request.user)]
     total = summaries_total([summary for _, summary in cards]) if len(cards) > 1 else None
-    return render_page(request, "dashboard/overview.html", {"cards": cards, "total": total})
+    return render_page(request, "dashboard/overview/overview.html",
+                       {"cards": cards, "total": total})
 
 
 @require_GET
 @staff_required
 def platform_health(request, pk: int):
     platform = get_visible_platform(request.user, pk)
-    return render_page(request, "dashboard/overview.html",
+    return render_page(request, "dashboard/overview/overview.html",
                        {"check": check_connection(platform), "platform": platform},
                        partial="platform-health")

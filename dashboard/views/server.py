@@ -16,10 +16,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard.access import staff_required
 from dashboard.rendering import render_page
-from platforms import health_history
+from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.client import CircuitOpen, ConnectionNotMade, ManagerApiError
+from platforms.mirror.selectors import mirror_state
 from platforms.models import PlatformKind
-from platforms.selectors import can_see_personal_data, get_visible_platform, mirror_state
+from platforms.server import health as health_history
 
 
 def permission(codename: str):
@@ -84,7 +85,7 @@ def health_page(request, pk: int):
 @require_GET
 @staff_required
 def journal(request, pk: int):
-    from platforms.forms_server import JournalForm
+    from platforms.server.forms import JournalForm
 
     platform = get_visible_platform(request.user, pk)
     form = JournalForm(request.GET)
@@ -126,9 +127,9 @@ def _mail_accounts(request, platform, data) -> tuple[list, str]:
     """The mirrored accounts a mail goes to (always inside the user's scope) and a label."""
     from django.http import QueryDict
 
-    from platforms.filters import AccountFilter
-    from platforms.forms_server import AudienceKind
-    from platforms.selectors import mirror_accounts
+    from platforms.mirror.filters import AccountFilter
+    from platforms.mirror.selectors import mirror_accounts
+    from platforms.server.forms import AudienceKind
 
     accounts = mirror_accounts(request.user, platform)
     if data["audience"] == AudienceKind.FILTERED:
@@ -147,9 +148,10 @@ def _mail_accounts(request, platform, data) -> tuple[list, str]:
 @require_http_methods(["GET", "POST"])
 @permission("send_messages")
 def mail_compose(request, pk: int):
-    from platforms.forms_server import MailForm
-    from platforms.models import MailJob
-    from platforms.server_ops import create_mail_job, recipient_values, render_template
+    from platforms.server.forms import MailForm
+    from platforms.server.models import MailJob
+    from platforms.server.placeholders import recipient_values, render_template
+    from platforms.server.services import create_mail_job
 
     platform = get_visible_platform(request.user, pk)
     initial = {}
@@ -189,7 +191,7 @@ def mail_compose(request, pk: int):
 @require_GET
 @permission("send_messages")
 def mail_job(request, pk: int, job_id: int):
-    from platforms.models import MailJob
+    from platforms.server.models import MailJob
 
     platform = get_visible_platform(request.user, pk)
     job = get_object_or_404(MailJob, platform=platform, pk=job_id)
@@ -214,8 +216,8 @@ def mailbox(request, pk: int):
 @require_http_methods(["GET", "POST"])
 @permission("send_messages")
 def news(request, pk: int):
-    from platforms.forms_server import NewsForm
-    from platforms.server_ops import send_news
+    from platforms.server.forms import NewsForm
+    from platforms.server.services import send_news
 
     platform = get_visible_platform(request.user, pk)
     form = NewsForm(request.POST or None)
@@ -253,7 +255,7 @@ def plugin_list(request, pk: int):
 def plugin_detail(request, pk: int, pos: int):
     """Parameters of one plugin; POST "review" shows the diff, POST "apply" sends it."""
     from platforms.connections import client_for
-    from platforms.server_ops import diff_params, plugin_values, update_plugin_params
+    from platforms.server.services import diff_params, plugin_values, update_plugin_params
 
     platform = get_visible_platform(request.user, pk)
     context = {"platform": platform, "pos": pos, "error": _mt4_only(platform)}
@@ -288,8 +290,8 @@ def plugin_detail(request, pk: int, pos: int):
 @require_http_methods(["GET", "POST"])
 @permission("manage_plugins")
 def external_command(request, pk: int):
-    from platforms.forms_server import ExternalCommandForm
-    from platforms.server_ops import send_external_command
+    from platforms.server.forms import ExternalCommandForm
+    from platforms.server.services import send_external_command
 
     platform = get_visible_platform(request.user, pk)
     form = ExternalCommandForm(request.POST or None)
@@ -309,9 +311,9 @@ def external_command(request, pk: int):
 @require_http_methods(["GET", "POST"])
 @permission("view_reports")
 def report_page(request, pk: int):
-    from platforms.forms_server import ReportForm
-    from platforms.models import ReportJob
-    from platforms.reports import request_report
+    from platforms.server.forms import ReportForm
+    from platforms.server.models import ReportJob
+    from platforms.server.reports import request_report
 
     platform = get_visible_platform(request.user, pk)
     form = ReportForm(request.POST or None)
@@ -327,7 +329,7 @@ def report_page(request, pk: int):
 
 
 def _own_report(request, platform, job_id):
-    from platforms.models import ReportJob
+    from platforms.server.models import ReportJob
 
     return get_object_or_404(ReportJob, platform=platform, pk=job_id, requested_by=request.user)
 
@@ -335,7 +337,7 @@ def _own_report(request, platform, job_id):
 @require_GET
 @permission("view_reports")
 def report_detail(request, pk: int, job_id: int):
-    from platforms.reports import pnl_chart
+    from platforms.server.reports import pnl_chart
 
     platform = get_visible_platform(request.user, pk)
     job = _own_report(request, platform, job_id)
@@ -349,8 +351,8 @@ def report_detail(request, pk: int, job_id: int):
 def report_export(request, pk: int, job_id: int, fmt: str):
     from django.http import Http404
 
-    from dashboard.exports import stream_csv
-    from platforms.reports import table, xlsx_bytes
+    from dashboard.exports import stream_csv, xlsx_bytes
+    from platforms.server.reports import table, workbook_sheets
 
     platform = get_visible_platform(request.user, pk)
     job = _own_report(request, platform, job_id)
@@ -361,7 +363,7 @@ def report_export(request, pk: int, job_id: int, fmt: str):
         header, rows = table(job.result)
         return stream_csv(request, name, header, rows)
     response = HttpResponse(
-        xlsx_bytes(job.result),
+        xlsx_bytes(workbook_sheets(job.result)),
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response

@@ -17,11 +17,11 @@ from dashboard.tables import (
     account_link,
     build_listing,
 )
-from platforms.filters import ClosedTradeFilter, OpenTradeFilter
-from platforms.selectors import (
+from platforms.access.scope import get_visible_platform
+from platforms.mirror.filters import ClosedTradeFilter, OpenTradeFilter
+from platforms.mirror.selectors import (
     cached_for_filter,
     cached_trade_summary,
-    get_visible_platform,
     mirror_closed_trades,
     mirror_open_trades,
     mirror_state,
@@ -74,7 +74,7 @@ def trade_list(request, pk: int):
                "totals": summary["totals"], "exposure": exposure, "chart": chart,
                "query": request.GET.urlencode(), "page_sizes": PAGE_SIZES,
                "state": mirror_state(platform)}
-    return render_page(request, "dashboard/trades.html", context, partial="trades-table")
+    return render_page(request, "dashboard/trades/trades.html", context, partial="trades-table")
 
 
 @require_GET
@@ -99,7 +99,7 @@ def history_list(request, pk: int):
     context = {"platform": platform, "filter": filterset, "listing": listing,
                "totals": totals, "query": request.GET.urlencode(),
                "page_sizes": PAGE_SIZES, "state": mirror_state(platform)}
-    return render_page(request, "dashboard/history.html", context, partial="history-table")
+    return render_page(request, "dashboard/trades/history.html", context, partial="history-table")
 
 
 @require_GET

@@ -9,6 +9,7 @@ from .auth import ClientCredentialsAuth
 from .breaker import PlatformBreaker, breaker_for, configure_breakers, reset_breakers
 from .config import PlatformConfig, RetryPolicy
 from .errors import (
+    TRANSIENT_ERRORS,
     AuthenticationFailed,
     Busy,
     CircuitOpen,
@@ -36,6 +37,7 @@ from .sync import ManagerClient
 __all__ = [
     "MT4",
     "MT5",
+    "TRANSIENT_ERRORS",
     "AsyncManagerClient",
     "AuthenticationFailed",
     "Busy",

@@ -253,3 +253,17 @@ _BY_CODE: dict[str, type[ManagerApiError]] = {
 def error_for_code(code: str) -> type[ManagerApiError]:
     """The exception class for a server ``error.code``; unknown codes → the base class."""
     return _BY_CODE.get(code, ManagerApiError)
+
+
+#: Errors after which the same read may well succeed a little later (nothing was written:
+#: a run writes only after every read succeeded). The breaker turns a long outage into
+#: immediate ``CircuitOpen`` failures, so retries do not hammer a platform that is down.
+TRANSIENT_ERRORS: tuple[type[ManagerApiError], ...] = (
+    Busy,
+    CircuitOpen,
+    ConnectionNotMade,
+    InvalidResponse,
+    NoConnect,
+    RequestTimeout,
+    TransportError,
+)

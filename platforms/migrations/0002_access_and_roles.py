@@ -9,7 +9,7 @@ def create_roles(apps, schema_editor):
     """Permissions are normally created after migrating; roles need them now."""
     from django.contrib.auth.management import create_permissions
 
-    from platforms.roles import sync_roles
+    from platforms.access.roles import sync_roles
 
     for app_config in apps.get_app_configs():
         app_config.models_module = True

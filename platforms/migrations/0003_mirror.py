@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 def create_schedules(apps, schema_editor):
     """Snapshot schedules for the platforms that exist already (new ones: post_save)."""
-    from platforms.schedules import ensure_snapshot_schedules
+    from platforms.mirror.schedules import ensure_snapshot_schedules
 
     for platform in apps.get_model("platforms", "TradePlatform").objects.all():
         ensure_snapshot_schedules(platform, apps=apps)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
 
-from platforms.schedules import ensure_interval_task, remove_task
+from platforms.mirror.schedules import ensure_interval_task, remove_task
 
 
 def schedule_sweeper(apps, schema_editor):

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from platforms.schedules import ensure_interval_task, remove_task
+from platforms.mirror.schedules import ensure_interval_task, remove_task
 
 NAME = "Sample platform health"
 

@@ -1,20 +1,14 @@
-"""Models, one module per concern; everything is importable from ``platforms.models``."""
+"""Models shared by every domain (the platform, the audit trail), and Django's model registry.
 
-from platforms.models.access import PlatformAccess
-from platforms.models.alerts import MarginAlert
-from platforms.models.mirror import (
-    MarginState,
-    MirrorAccount,
-    MirrorClosedTrade,
-    MirrorGroup,
-    MirrorOpenTrade,
-    MirrorState,
-    MirrorSymbol,
-    SnapshotKind,
-    SnapshotRun,
-    SnapshotState,
-    SnapshotTrigger,
-)
+Each domain keeps its own models (``platforms/<domain>/models.py``) and code imports them from
+there. Django loads only ``platforms.models``, so the imports at the bottom register every
+domain's models with the one ``platforms`` app (table names and migrations stay as they were).
+"""
+
+# Django's registry: every domain's models, imported once so the app registers them.
+from platforms.access import models as _access_models  # noqa: F401
+from platforms.live import models as _live_models  # noqa: F401
+from platforms.mirror import models as _mirror_models  # noqa: F401
 from platforms.models.platform import (
     ENVIRONMENT_PRESETS,
     AuditEvent,
@@ -22,56 +16,13 @@ from platforms.models.platform import (
     PlatformKind,
     TradePlatform,
 )
-from platforms.models.server import (
-    BreakerTransition,
-    HealthSample,
-    JobState,
-    MailJob,
-    MailRecipient,
-    ReportJob,
-    ReportScope,
-)
-from platforms.models.tasks import (
-    FINAL_STATES,
-    ApprovalDecision,
-    OperationPolicy,
-    TaskApproval,
-    TaskKind,
-    TaskState,
-    TradeTask,
-)
+from platforms.server import models as _server_models  # noqa: F401
+from platforms.trading import models as _trading_models  # noqa: F401
 
 __all__ = [
     "ENVIRONMENT_PRESETS",
-    "FINAL_STATES",
-    "ApprovalDecision",
     "AuditEvent",
-    "BreakerTransition",
-    "HealthSample",
-    "JobState",
-    "MailJob",
-    "MailRecipient",
-    "MarginAlert",
-    "MarginState",
-    "MirrorAccount",
-    "MirrorClosedTrade",
-    "MirrorGroup",
-    "MirrorOpenTrade",
-    "MirrorState",
-    "MirrorSymbol",
-    "OperationPolicy",
-    "PlatformAccess",
     "PlatformEnvironment",
     "PlatformKind",
-    "ReportJob",
-    "ReportScope",
-    "SnapshotKind",
-    "SnapshotRun",
-    "SnapshotState",
-    "SnapshotTrigger",
-    "TaskApproval",
-    "TaskKind",
-    "TaskState",
     "TradePlatform",
-    "TradeTask",
 ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import template
 from django.utils.html import format_html
 
-from platforms.margins import margin_call_count
-from platforms.selectors import visible_platforms
+from platforms.access.scope import visible_platforms
+from platforms.live.margins import margin_call_count
 
 register = template.Library()
 

@@ -16,8 +16,8 @@ from django import forms
 from django.contrib.auth import authenticate
 from django.utils import timezone
 
-from platforms.models import TaskKind
 from platforms.trading import operations as ops
+from platforms.trading.models import TaskKind
 
 K = TaskKind
 MONEY_MAX = Decimal("100000000")  # 100 million in one operation is a typo, not a deposit

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from platforms.models import TaskKind
+from platforms.trading.models import TaskKind
 
 #: MT4 ``TradeTransInfo.comment`` is ``char[32]``: 31 characters and a NUL.
 MT4_COMMENT_MAX = 31

@@ -7,12 +7,13 @@ from decimal import Decimal
 
 from django.db.models import QuerySet
 
+from platforms.access.masks import group_allowed
+from platforms.access.scope import group_masks_for, visible_platforms
 from platforms.client import ManagerApiError, NotFound
 from platforms.connections import client_for
-from platforms.models import AuditEvent, TradePlatform, TradeTask
-from platforms.scoping import group_allowed
-from platforms.selectors import group_masks_for, visible_platforms
+from platforms.models import AuditEvent, TradePlatform
 from platforms.trading import operations as ops
+from platforms.trading.models import TradeTask
 
 CENT = Decimal("0.01")
 

@@ -46,17 +46,17 @@ from platforms.client import (
     OutcomeUnknown,
 )
 from platforms.connections import client_for
-from platforms.models import (
+from platforms.models import TradePlatform
+from platforms.trading import operations as ops
+from platforms.trading.errors import staff_message
+from platforms.trading.models import (
     ApprovalDecision,
     OperationPolicy,
     TaskApproval,
     TaskKind,
     TaskState,
-    TradePlatform,
     TradeTask,
 )
-from platforms.trading import operations as ops
-from platforms.trading.errors import staff_message
 
 log = logging.getLogger(__name__)
 

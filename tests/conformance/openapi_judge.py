@@ -62,10 +62,8 @@ from openapi_core.templating.paths.exceptions import (
 )
 from openapi_core.testing import MockRequest, MockResponse
 
-# The vendor's document lives in the shared reference folder beside the repository's clone.
-DEFAULT_SPEC_PATH = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "cplugin-webapi-v2.openapi.json"
-)
+# The vendor's own document, kept in the repository as test data (a clone is self-contained).
+DEFAULT_SPEC_PATH = Path(__file__).resolve().parent / "data" / "cplugin-webapi-v2.openapi.json"
 SPEC_PATH = Path(os.environ.get("CPLUGIN_OPENAPI_SPEC", str(DEFAULT_SPEC_PATH)))
 
 # The document's first server; every recorded URL is re-based onto it so matching is by path only

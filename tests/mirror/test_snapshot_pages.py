@@ -11,7 +11,9 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from platforms.models import AuditEvent, PlatformAccess, SnapshotRun, SnapshotState
+from platforms.access.models import PlatformAccess
+from platforms.mirror.models import SnapshotRun, SnapshotState
+from platforms.models import AuditEvent
 from tests.factories import (
     MirrorAccountFactory,
     MirrorClosedTradeFactory,
@@ -51,7 +53,7 @@ def read_csv(response) -> list[dict]:
 
 
 def test_page_shows_runs_and_the_age_of_the_mirror(operator, platform):
-    from platforms.models import MirrorState
+    from platforms.mirror.models import MirrorState
 
     stamp = timezone.now() - timedelta(minutes=3)
     MirrorState.objects.create(platform=platform, accounts_as_of=stamp, trades_as_of=stamp)

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from platforms.connections import client_for
-from platforms.models import (
+from platforms.mirror.models import (
     MirrorAccount,
     MirrorClosedTrade,
     MirrorGroup,
@@ -17,7 +17,7 @@ from platforms.models import (
     SnapshotRun,
     SnapshotState,
 )
-from platforms.snapshots import request_run
+from platforms.mirror.snapshots import request_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -234,7 +234,7 @@ def test_two_runs_at_once_for_one_platform_never_interleave(mirror_platforms, mi
             "operation": "UsersSnapshot", "latency": 4, "times": 1, "port": "sidecar"})
         first, second = [SnapshotRun.objects.create(platform=mt4, kind="full", trigger="schedule")
                          for _ in range(2)]
-        from platforms.tasks import snapshot_platform
+        from platforms.mirror.tasks import snapshot_platform
 
         snapshot_platform.delay(first.pk)
         deadline = time.monotonic() + 30
@@ -260,7 +260,7 @@ def test_a_worker_killed_mid_run_is_taken_over_by_the_next_run(mirror_platforms,
     # A sandbox of its own, not recording exchanges: the killed worker's request is left
     # unanswered on purpose, which the session's OpenAPI judge would (rightly) count as an
     # answer without an envelope.
-    from platforms.sandbox_process import start_sandbox
+    from platforms.sandbox.process import start_sandbox
     from platforms.services import register_sandbox_platforms
 
     sandbox = start_sandbox("--users", "300", "--seed", "11", "--tick-rate", "0")
@@ -279,7 +279,7 @@ def _killed_mid_run(mt4, sandbox, worker_factory):
         "operation": "TradesSnapshot", "latency": 20, "port": "sidecar"})
     sandbox.control("DELETE", "/stats")
     run = SnapshotRun.objects.create(platform=mt4, kind="full", trigger="schedule")
-    from platforms.tasks import snapshot_platform
+    from platforms.mirror.tasks import snapshot_platform
 
     snapshot_platform.delay(run.pk)
     deadline = time.monotonic() + 30
@@ -359,7 +359,7 @@ def test_an_interrupted_history_run_resumes_after_its_last_committed_batch(mirro
         checkpoint={"from": "1970-01-02T00:00:00+00:00",
                     "to": datetime.now(UTC).isoformat(), "after_login": logins[199]},
     )
-    from platforms.tasks import snapshot_platform
+    from platforms.mirror.tasks import snapshot_platform
 
     snapshot_platform.delay(run.pk)  # the redelivered message
     run = wait_for(run, worker=celery_worker)

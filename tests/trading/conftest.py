@@ -35,7 +35,7 @@ def mt5(sandbox_platforms):
 
 
 def _staff(username: str, role: str | None, platforms):
-    from platforms.roles import sync_roles
+    from platforms.access.roles import sync_roles
     from tests.factories import StaffUserFactory, grant
 
     sync_roles()  # transactional tests flush the groups the migration created

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from platforms.models import TaskState, TradeTask
+from platforms.trading.models import TaskState, TradeTask
 
 LOGIN = 100017
 

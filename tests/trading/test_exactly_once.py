@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from platforms.models import TaskState, TradeTask
 from platforms.trading import services
+from platforms.trading.models import TaskState, TradeTask
 from tests.trading.conftest import wait_for
 
 #: 500 in the issue; 100 keeps this test near 30 s on the 2-core box (the benchmark runs 1,000)

@@ -8,8 +8,9 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from platforms.models import AuditEvent, OperationPolicy, TaskState, TradeTask
+from platforms.models import AuditEvent
 from platforms.trading import services
+from platforms.trading.models import OperationPolicy, TaskState, TradeTask
 
 pytestmark = pytest.mark.django_db
 

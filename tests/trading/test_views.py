@@ -7,7 +7,8 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from platforms.models import AuditEvent, TaskState, TradeTask
+from platforms.models import AuditEvent
+from platforms.trading.models import TaskState, TradeTask
 
 pytestmark = pytest.mark.django_db
 LOGIN = 100005
@@ -209,7 +210,7 @@ def test_reset_password_never_puts_the_password_in_the_page_the_task_or_the_audi
 def test_approver_sees_and_approves_anothers_large_deposit_but_not_their_own(
     client, finance_user, second_finance_user, mt4
 ):
-    from platforms.models import OperationPolicy
+    from platforms.trading.models import OperationPolicy
 
     OperationPolicy.objects.create(platform=mt4, approval_threshold=10)
     client.force_login(finance_user)

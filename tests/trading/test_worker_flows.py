@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from platforms.connections import client_for
-from platforms.models import TaskState, TradeTask
 from platforms.trading import services
+from platforms.trading.models import TaskState, TradeTask
 from tests.trading.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

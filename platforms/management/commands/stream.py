@@ -8,7 +8,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from platforms.realtime.runner import run_bridges
+from platforms.live.runner import run_bridges
 
 
 class Command(BaseCommand):

@@ -1,0 +1,158 @@
+"""The margin monitor's reads (latest live state, scoped) and alert writes (audited)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from platforms import audit
+from platforms.access.masks import group_allowed
+from platforms.access.scope import group_masks_for
+from platforms.client import ManagerApiError
+from platforms.live import store
+from platforms.live.models import MarginAlert
+from platforms.models import TradePlatform
+
+log = logging.getLogger("platforms.live")
+LEVEL_LABELS = {0: "Ok", 1: "MarginCall", 2: "StopOut"}
+
+
+@dataclass
+class MarginRow:
+    platform: TradePlatform
+    login: int
+    equity: float | None
+    margin: float | None
+    free: float | None
+    level: float | None
+    level_type: int
+    group: str
+    margin_call: float | None = None
+    stop_out: float | None = None
+    alert: MarginAlert | None = None
+
+    @property
+    def level_label(self) -> str:
+        return LEVEL_LABELS.get(self.level_type, "Ok")
+
+
+@dataclass
+class PlatformMargins:
+    platform: TradePlatform
+    up: bool
+    source: str  # "live" (bridge state) | "fetched" (MarginsGet now) | "unavailable"
+    groups: dict = field(default_factory=dict)
+    rows: list[MarginRow] = field(default_factory=list)
+
+
+def _fetch(platform: TradePlatform) -> dict | None:
+    """No bridge state yet: read MarginsGet (and the groups' levels) through the client."""
+    if platform.kind != "MT4":
+        return None
+    from platforms.connections import client_for
+
+    client = client_for(platform)
+    try:
+        groups = {g.group: [g.margin_call, g.margin_stopout] for g in client.mt4.iter_groups()}
+        levels = client.mt4.margins_get()
+    except ManagerApiError as exc:
+        log.warning("margin monitor: %s unreachable (%s)", platform.name, exc.code)
+        return None
+    rows = [
+        [
+            m.login,
+            m.equity,
+            m.margin,
+            m.free,
+            m.level,
+            store.LEVEL_NAMES.get(m.level_type or "Ok", 0),
+            m.group or "",
+        ]
+        for m in levels
+    ]
+    return {"rows": rows, "groups": groups, "up": False}
+
+
+def platform_margins(user, platform: TradePlatform, limit: int = 50) -> PlatformMargins:
+    """The accounts most at risk on ``platform`` that ``user`` may see, lowest level first."""
+    snap = store.latest(platform.pk)
+    source = "live"
+    if snap is None:
+        snap = _fetch(platform)
+        source = "fetched" if snap else "unavailable"
+    result = PlatformMargins(platform, bool(snap and snap.get("up")), source)
+    if not snap:
+        return result
+    result.groups = snap.get("groups", {})
+    masks = group_masks_for(user, platform)
+    candidates = [
+        r for r in snap["rows"] if (r[2] or r[5]) and (not masks or group_allowed(r[6], masks))
+    ]
+    candidates.sort(key=lambda r: (-(r[5] or 0), r[4] if r[4] is not None else 1e18))
+    alerts = {
+        a.login: a
+        for a in MarginAlert.objects.filter(
+            platform=platform, resolved_at__isnull=True
+        ).select_related("acknowledged_by", "assigned_to")
+    }
+    for r in candidates[:limit]:
+        mc, so = (result.groups.get(r[6]) or [None, None])[:2]
+        result.rows.append(
+            MarginRow(
+                platform, r[0], r[1], r[2], r[3], r[4], r[5] or 0, r[6], mc, so, alerts.get(r[0])
+            )
+        )
+    return result
+
+
+def margin_call_count(platforms) -> int:
+    """Accounts outside the Ok band across ``platforms`` (nav badge), from live state only."""
+    total = 0
+    for platform in platforms:
+        snap = store.latest(platform.pk)
+        if snap:
+            total += sum(1 for r in snap["rows"] if r[5])
+    return total
+
+
+@transaction.atomic
+def handle_alert(request, platform: TradePlatform, login: int, action: str) -> MarginAlert:
+    """Acknowledge the account's open alert, or assign it to the requesting user."""
+    snap = store.latest(platform.pk) or {"rows": []}
+    row = next((r for r in snap["rows"] if r[0] == login), None)
+    alert, _ = MarginAlert.objects.select_for_update().get_or_create(
+        platform=platform,
+        login=login,
+        resolved_at=None,
+        defaults={
+            "level_type": LEVEL_LABELS.get(row[5] if row else 1, "MarginCall"),
+            "level": row[4] if row else None,
+        },
+    )
+    before = {
+        "acknowledged": alert.acknowledged_at is not None,
+        "assigned_to": alert.assigned_to.get_username() if alert.assigned_to else None,
+    }
+    if action == "ack":
+        alert.acknowledged_at = timezone.now()
+        alert.acknowledged_by = request.user
+    elif action == "assign":
+        alert.assigned_to = request.user
+    else:
+        raise ValueError(action)
+    alert.save()
+    audit.record(
+        request=request,
+        action=f"margin_alert.{action}",
+        platform=platform,
+        target=str(login),
+        before=before,
+        after={
+            "acknowledged": alert.acknowledged_at is not None,
+            "assigned_to": alert.assigned_to.get_username() if alert.assigned_to else None,
+        },
+    )
+    return alert
