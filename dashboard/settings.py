@@ -161,6 +161,7 @@ REALTIME_BRIDGE_FLUSH_SECONDS = env.float("REALTIME_BRIDGE_FLUSH_SECONDS", defau
 REALTIME_MARGINS_REFRESH_SECONDS = env.float("REALTIME_MARGINS_REFRESH_SECONDS", default=5.0)
 REALTIME_SERVER_TIMEOUT_SECONDS = env.float("REALTIME_SERVER_TIMEOUT_SECONDS", default=30.0)
 REALTIME_RECONNECT_MAX_SECONDS = env.float("REALTIME_RECONNECT_MAX_SECONDS", default=30.0)
+REALTIME_SCOPE_RECHECK_SECONDS = env.float("REALTIME_SCOPE_RECHECK_SECONDS", default=5.0)
 
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
@@ -236,6 +237,15 @@ X_FRAME_OPTIONS = "DENY"
 if DJANGO_ENV == "production":
     SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # HTTPS only, and browsers told to remember it. Behind a TLS-terminating proxy that
+    # redirects by itself, DJANGO_SSL_REDIRECT=false; DJANGO_HSTS_SECONDS=0 turns HSTS off.
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # monitoring may probe over plain HTTP
+    SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=True)
+    if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Manager API client ---------------------------------------------------------------------------
 MANAGER_API = {

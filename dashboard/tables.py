@@ -91,9 +91,18 @@ class ListSpec:
         return [c.name for c in self.columns if personal or not c.personal]
 
     def sort(self, raw: str | None, allowed: Sequence[str]) -> str:
-        """The requested sort if it names a shown column, else the default (never an error)."""
+        """The requested sort if it names a shown column (``name`` or ``-name``), else the
+        default (never an error)."""
         raw = (raw or "").strip()
-        return raw if raw.lstrip("-") in allowed else self.default_sort
+        return raw if raw.removeprefix("-") in allowed else self.default_sort
+
+    def sort_notice(self, raw: str | None, allowed: Sequence[str]) -> str:
+        """What the page says when it could not sort as asked."""
+        raw = (raw or "").strip()
+        if not raw or self.sort(raw, allowed) == raw:
+            return ""
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        return f"Cannot sort by “{shown}”: sorted by {self.default_sort.removeprefix('-')} instead."
 
     def ordered(self, queryset, raw_sort: str | None, shown: Sequence[str]):
         """``queryset`` in the requested (validated) order, ties broken by the row key."""
@@ -116,6 +125,7 @@ class Listing:
     sort: str
 
     nav: list[tuple[str, str, str]]  # (label, href, rel) for first/prev/next/last
+    notice: str = ""  # why the list is not as asked (unknown sort key…)
 
     @property
     def count(self) -> int:
@@ -162,7 +172,8 @@ def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
         key = watch if spec.live_key == "account" else getattr(obj, spec.row_key)
         rows.append(Row(key, css(obj) if css else "", cells, watch,
                         _cells_html(cells, watch if spec.live_key != "account" else "")))
-    return Listing(spec, page, header, rows, per_page, sort, _page_links(page, base))
+    return Listing(spec, page, header, rows, per_page, sort, _page_links(page, base),
+                   spec.sort_notice(query.get("sort"), shown))
 
 
 def _cells_html(cells: list[Cell], watch: str) -> SafeString:

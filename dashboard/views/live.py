@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponseBadRequest
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -10,6 +10,7 @@ from dashboard.access import staff_required
 from dashboard.rendering import render_page
 from platforms.access.scope import get_visible_platform, visible_platforms
 from platforms.live.margins import handle_alert, platform_margins
+from platforms.trading.selectors import login_in_scope
 
 
 def _limit(request) -> int:
@@ -45,6 +46,8 @@ def margins(request, pk: int | None = None):
 def margin_alert(request, pk: int, login: int):
     """Acknowledge (``action=ack``) or take on (``action=assign``) an account's alert."""
     platform = get_visible_platform(request.user, pk)
+    if not login_in_scope(request.user, platform, login):
+        raise Http404("No such account")
     action = request.POST.get("action")
     if action not in ("ack", "assign"):
         return HttpResponseBadRequest("action must be ack or assign")

@@ -24,11 +24,14 @@ from platforms.server import health as health_history
 
 
 def permission(codename: str):
-    """Staff with ``platforms.<codename>`` only (403 otherwise)."""
+    """Staff with ``platforms.<codename>`` only (403 otherwise). The platform's scope is asked
+    first: a platform outside the grant is a 404 whatever the user's role."""
 
     def decorate(view):
         @wraps(view)
         def wrapper(request, *args, **kwargs):
+            if "pk" in kwargs:
+                get_visible_platform(request.user, kwargs["pk"])
             if not request.user.has_perm(f"platforms.{codename}"):
                 raise PermissionDenied(f"You need the {codename.replace('_', ' ')} permission.")
             return view(request, *args, **kwargs)
@@ -103,6 +106,9 @@ def journal(request, pk: int):
         except ManagerApiError as exc:
             context["error"] = api_error_text(exc)
         else:
+            from platforms.server.selectors import journal_in_scope
+
+            lines = journal_in_scope(request.user, platform, lines)
             text = data["text"].lower()
             if text:
                 lines = [ln for ln in lines if text in (ln.message or "").lower()]

@@ -6,24 +6,22 @@ A write ends with a redirect to the task (``HttpResponseClientRedirect`` for htm
 
 from __future__ import annotations
 
-import uuid
-
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
-from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard.access import staff_required
 from dashboard.exports import stream_csv
 from dashboard.rendering import render_page
-from platforms.access.scope import get_visible_platform
+from platforms.access.scope import get_visible_platform, valid_id
 from platforms.client import ManagerApiError
 from platforms.trading import operations as ops
 from platforms.trading import selectors, services
 from platforms.trading.errors import staff_message
+from platforms.trading.filters import AuditFilter
 from platforms.trading.forms import FORMS, ReauthForm, mark_reauth, reauth_fresh
 from platforms.trading.models import TaskKind, TaskState
 
@@ -54,6 +52,8 @@ def operation(request, pk: int, kind: str, login: int | None = None):
     platform = get_visible_platform(request.user, pk)
     kind = _kind_or_404(kind)
     actor = services.Actor.of(request)
+    if login is not None and not selectors.login_in_scope(request.user, platform, login):
+        raise Http404("No such account")  # outside the grant: not found, whatever the role
     try:
         services.ensure_allowed(actor, platform, kind, login=login)
     except PermissionDenied as exc:
@@ -85,8 +85,9 @@ def operation(request, pk: int, kind: str, login: int | None = None):
     market = selectors.Market(platform)
     data = request.POST if request.method == "POST" else None
     initial = {}
-    if request.GET.get("order", "").isdigit():  # "Close" / "Modify" links from a trade row
-        initial["order"] = int(request.GET["order"])
+    order = valid_id(request.GET.get("order"))  # "Close" / "Modify" links from a trade row
+    if order is not None:
+        initial["order"] = order
     form = form_class(data, kind=kind, market=market, account=account, initial=initial)
     context["form"] = form
     if request.method == "GET" or not form.is_valid():
@@ -178,29 +179,8 @@ AUDIT_COLUMNS = ["at", "actor", "ip_address", "action", "platform", "target", "r
                  "outcome", "before", "after", "detail"]
 
 
-def _filtered_audit(request):
-    events = selectors.audit_events(request.user)
-    g = request.GET
-    if g.get("action"):
-        events = events.filter(action__icontains=g["action"])
-    if g.get("actor"):
-        events = events.filter(actor__username__iexact=g["actor"])
-    if g.get("platform", "").isdigit():
-        events = events.filter(platform_id=int(g["platform"]))
-    if g.get("outcome"):
-        events = events.filter(outcome=g["outcome"])
-    if g.get("target"):
-        events = events.filter(target__icontains=g["target"])
-    if g.get("request_id"):
-        try:
-            events = events.filter(request_id=uuid.UUID(g["request_id"]))
-        except ValueError:
-            events = events.none()
-    if g.get("since") and parse_date(g["since"]):
-        events = events.filter(at__date__gte=parse_date(g["since"]))
-    if g.get("until") and parse_date(g["until"]):
-        events = events.filter(at__date__lte=parse_date(g["until"]))
-    return events
+def _filtered_audit(request) -> AuditFilter:
+    return AuditFilter(request.GET or None, queryset=selectors.audit_events(request.user))
 
 
 @require_GET
@@ -211,7 +191,8 @@ def audit_log(request):
         "platforms.approve_operations"
     ):
         return _forbidden(request, PermissionDenied("You need access to the audit trail."))
-    events = _filtered_audit(request)
+    audit = _filtered_audit(request)
+    events = audit.qs
     if request.GET.get("format") == "csv":
         rows = (
             [e.at.isoformat(), e.actor.get_username() if e.actor else "", e.ip_address or "",
@@ -221,4 +202,5 @@ def audit_log(request):
         )
         return stream_csv(request, "audit", AUDIT_COLUMNS, rows)
     return render_page(request, "dashboard/trading/audit.html",
-                       {"events": events[:200], "filters": request.GET}, partial="audit-rows")
+                       {"events": events[:200], "filters": request.GET,
+                        "problems": audit.problems()}, partial="audit-rows")

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import CharField, Q, QuerySet
+from django.db.models.functions import Cast
 
-from platforms.access.masks import group_allowed
-from platforms.access.scope import group_masks_for, visible_platforms
+from platforms.access.masks import group_allowed, masks_q
+from platforms.access.scope import group_masks_for, scope_for, valid_id
 from platforms.client import ManagerApiError, NotFound
 from platforms.connections import client_for
+from platforms.mirror.models import MirrorAccount
 from platforms.models import AuditEvent, TradePlatform
 from platforms.trading import operations as ops
 from platforms.trading.models import TradeTask
@@ -73,6 +75,25 @@ def in_scope(user, platform: TradePlatform, group: str) -> bool:
     return group_allowed(group, group_masks_for(user, platform))
 
 
+def login_in_scope(user, platform: TradePlatform, login: int) -> bool:
+    """May ``user`` see account ``login``? Asked before any permission check, so an account
+    outside the grant is "not found" for everyone. The group comes from the mirror, or from
+    the platform when the mirror does not know the login yet."""
+    if valid_id(login) is None:
+        return False
+    masks = group_masks_for(user, platform)
+    if not masks.strip():
+        return True
+    group = (MirrorAccount.objects.filter(platform=platform, login=login)
+             .values_list("group", flat=True).first())
+    if group is None:
+        try:
+            group = account_state(platform, login).group
+        except (AccountMissing, ManagerApiError):
+            return False
+    return group_allowed(group, masks)
+
+
 def preview(state: AccountState, kind: str, payload: dict) -> dict:
     """What the confirmation step shows (and the audit keeps as 'before'): now → after."""
     out: dict = {"balance": str(state.balance), "credit": str(state.credit)}
@@ -130,10 +151,17 @@ class Market:
 
 
 def tasks_for(user, platform: TradePlatform) -> QuerySet[TradeTask]:
-    """The platform's tasks, newest first (the platform itself is already scope-checked)."""
-    return (TradeTask.objects.filter(platform=platform)
-            .select_related("requested_by", "approval__decided_by")
-            .defer("secret", "wire"))
+    """The platform's tasks, newest first (the platform itself is already scope-checked;
+    under group masks, only platform-wide tasks and those of accounts inside the masks)."""
+    tasks = (TradeTask.objects.filter(platform=platform)
+             .select_related("requested_by", "approval__decided_by")
+             .defer("secret", "wire"))
+    masks = group_masks_for(user, platform)
+    if masks.strip():
+        logins = (MirrorAccount.objects.filter(platform=platform).filter(masks_q("group", masks))
+                  .values("login"))
+        tasks = tasks.filter(Q(login__isnull=True) | Q(login__in=logins))
+    return tasks
 
 
 def audit_events(user) -> QuerySet[AuditEvent]:
@@ -141,4 +169,14 @@ def audit_events(user) -> QuerySet[AuditEvent]:
     events = AuditEvent.objects.select_related("actor", "platform")
     if user.is_superuser:
         return events
-    return events.filter(platform__in=visible_platforms(user))
+    visible = Q(pk__in=[])
+    for pk, masks in scope_for(user).platforms.items():
+        if not masks.strip():
+            visible |= Q(platform_id=pk)
+            continue
+        # under group masks, an event about an account (its target is the login) shows only
+        # when the account is inside the masks
+        logins = (MirrorAccount.objects.filter(platform_id=pk).filter(masks_q("group", masks))
+                  .annotate(text=Cast("login", CharField())).values("text"))
+        visible |= Q(platform_id=pk) & (~Q(target__regex=r"^[0-9]+$") | Q(target__in=logins))
+    return events.filter(visible)

@@ -1,0 +1,313 @@
+"""The crawler: every page, as four kinds of user, with hostile variants of every parameter.
+
+For each URL name of ``dashboard/urls.py`` (real ids from a sandbox-backed mirror) it requests
+the page as a superuser, a dealer granted one platform, a support user granted one platform
+minus one account group, and a staff user granted nothing; then, as the superuser and the masked
+user, it repeats every GET with hostile values for each query parameter the page actually
+reads (recorded while serving the plain page), hostile path ids, and repeated parameters.
+
+It asserts what staff rely on: no 5xx anywhere; outside the grant a 404; no login outside the
+user's group masks in any page or CSV; no personal field without ``view_personal_data``; and
+``<script>`` never comes back unescaped.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from django.http import QueryDict
+from django.urls import URLPattern, reverse
+from django.utils import timezone
+
+from dashboard.urls import dashboard_patterns
+from platforms.connections import client_for
+from platforms.mirror.models import (
+    MirrorAccount,
+    MirrorClosedTrade,
+    MirrorOpenTrade,
+    MirrorSymbol,
+)
+from platforms.models import AuditEvent
+from platforms.server.models import MailJob, ReportJob
+from platforms.trading.models import TradeTask
+from tests.factories import SnapshotRunFactory, StaffUserFactory, grant
+
+pytestmark = pytest.mark.django_db
+
+EXCLUDED_GROUP = "real\\usd-std"
+MASKS = "real\\*,!real\\usd-std"
+HUGE = "9" * 31
+SCRIPT = "<script>alert(1)</script>"
+SCRIPT_IN_PATH = "<script>alert(2)"  # a path segment cannot hold "/"
+HOSTILE_VALUES = [
+    "--login", "-", "zzz", "-1", "0", HUGE, "abc", "1e999", "2024-13-45", "2024-02-30T25:61",
+    SCRIPT, "a\x00b", "x" * 10240, "%", "../../etc/passwd", "${7*7}", " ",
+]
+#: path converters → the hostile replacements of a real value
+HOSTILE_PATH = {
+    "pk": [HUGE, "0", "2147483648", str(2**63)],
+    "login": [HUGE, "0", str(2**63)],
+    "task_pk": [HUGE, str(2**63)],
+    "run_id": [HUGE, str(2**63)],
+    "job_id": [HUGE, str(2**63)],
+    "pos": [HUGE, str(2**63)],
+    "symbol": [SCRIPT_IN_PATH, "x" * 2000, "%00"],
+    "tab": [SCRIPT_IN_PATH, "zzz"],
+    "kind": [SCRIPT_IN_PATH, "zzz"],
+    "action": [SCRIPT_IN_PATH, "zzz"],
+    "table": [SCRIPT_IN_PATH, "zzz"],
+    "fmt": [SCRIPT_IN_PATH, "zzz"],
+}
+
+
+@dataclass
+class World:
+    mt4: object
+    mt5: object
+    users: dict[str, object]
+    values: dict[str, dict[str, str]]  # URL name → path kwargs
+    excluded_logins: set[int]
+    emails: set[str]
+    phones: set[str]
+    requests: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _mirror_from_sandbox(mt4) -> list[MirrorAccount]:
+    """The sandbox's accounts (real logins, groups, emails) as mirror rows."""
+    client = client_for(mt4)
+    now = timezone.now()
+    rows = [
+        MirrorAccount(platform=mt4, login=u.login, name=u.name or "", group=u.group or "",
+                      email=u.email or "", phone=u.phone or "", country=u.country or "",
+                      currency="USD", leverage=u.leverage, balance=u.balance, equity=u.balance,
+                      margin=0.0, free_margin=u.balance, margin_level=None, margin_state="Ok",
+                      last_seen_at=now)
+        for u in client.mt4.iter_users()
+    ]
+    MirrorAccount.objects.bulk_create(rows)
+    trades = []
+    closed = []
+    for i, row in enumerate(rows[:60]):
+        trades.append(MirrorOpenTrade(
+            platform=mt4, ticket=9_000_000 + i, login=row.login, group=row.group,
+            symbol="EURUSD", command="Buy", volume=100, volume_lots=1.0, open_price=1.1,
+            current_price=1.1, profit=1.0, open_time=now, last_seen_at=now))
+        closed.append(MirrorClosedTrade(
+            platform=mt4, ticket=9_500_000 + i, login=row.login, group=row.group,
+            symbol="EURUSD", command="Sell", volume_lots=1.0, open_price=1.1, close_price=1.09,
+            profit=10.0, state="ClosedNormal", open_time=now, close_time=now,
+            last_seen_at=now))
+    MirrorOpenTrade.objects.bulk_create(trades)
+    MirrorSymbol.objects.create(platform=mt4, symbol="EURUSD", description="Euro vs US Dollar",
+                                digits=5, last_seen_at=now)
+    MirrorClosedTrade.objects.bulk_create(closed)
+    return rows
+
+
+@pytest.fixture
+def world(sandbox_platforms) -> World:
+    mt4, mt5 = sandbox_platforms
+    rows = _mirror_from_sandbox(mt4)
+    allowed = next(r for r in rows if r.group.startswith("real\\") and r.group != EXCLUDED_GROUP)
+    superuser = StaffUserFactory(username="crawl-root", is_superuser=True)
+    dealer = grant(StaffUserFactory(username="crawl-dealer"), mt4, role="dealer")
+    masked = grant(StaffUserFactory(username="crawl-masked"), mt4, group_masks=MASKS,
+                   role="support")
+    nobody = StaffUserFactory(username="crawl-nobody")
+    task = TradeTask.objects.create(
+        platform=mt4, login=allowed.login, kind="deposit", payload={"amount": "10"},
+        fingerprint="x", state="rejected", requested_by=superuser)
+    hidden = next(r for r in rows if r.group == EXCLUDED_GROUP)
+    # what a masked user must never see: a task and audit events about an excluded account
+    TradeTask.objects.create(
+        platform=mt4, login=hidden.login, kind="deposit", payload={"amount": "20"},
+        fingerprint="y", state="rejected", requested_by=superuser)
+    AuditEvent.objects.create(platform=mt4, action="operation.deposit", target=str(hidden.login),
+                              actor=superuser, outcome="rejected")
+    AuditEvent.objects.create(platform=mt4, action="operation.deposit",
+                              target=str(allowed.login), actor=superuser, outcome="ok")
+    run = SnapshotRunFactory(platform=mt4, state="succeeded")
+    mail = MailJob.objects.create(platform=mt4, requested_by=superuser, subject="s",
+                                  body_template="b", audience="one")
+    report = ReportJob.objects.create(platform=mt4, requested_by=superuser, scope="account",
+                                      date_from="2024-01-01", date_to="2024-01-31",
+                                      state="succeeded", result={"rows": [], "days": []})
+    base = {"pk": str(mt4.pk), "login": str(allowed.login), "task_pk": str(task.pk),
+            "run_id": str(run.pk), "job_id": str(mail.pk), "pos": "0", "symbol": "EURUSD",
+            "tab": "open", "kind": "deposit", "action": "cancel", "table": "accounts",
+            "fmt": "csv"}
+    values = {}
+    for pattern in dashboard_patterns:
+        names = pattern.pattern.converters.keys()
+        kwargs = {n: base[n] for n in names}
+        if "job_id" in kwargs and pattern.name.startswith("server-report"):
+            kwargs["job_id"] = str(report.pk)
+        if pattern.name == "platform-operation":
+            kwargs["kind"] = "bulk_group"
+        values[pattern.name] = kwargs
+    return World(
+        mt4=mt4, mt5=mt5,
+        users={"superuser": superuser, "dealer": dealer, "masked": masked, "nobody": nobody},
+        values=values,
+        excluded_logins={r.login for r in rows if r.group == EXCLUDED_GROUP},
+        emails={r.email for r in rows if r.email},
+        phones={r.phone for r in rows if len(r.phone) > 5},
+    )
+
+
+def _url(name: str, kwargs: dict[str, str]) -> str:
+    return reverse(f"dashboard:{name}", kwargs=kwargs)
+
+
+class Recorder:
+    """Records which query keys a view reads (every QueryDict read during one request)."""
+
+    def __init__(self, monkeypatch):
+        self.keys: set[str] = set()
+        recorder = self
+        original_get, original_getitem = QueryDict.get, QueryDict.__getitem__
+        original_getlist = QueryDict.getlist
+
+        def get(self, key, default=None):
+            recorder.keys.add(key)
+            return original_get(self, key, default)
+
+        def getitem(self, key):
+            recorder.keys.add(key)
+            return original_getitem(self, key)
+
+        def getlist(self, key, default=None):
+            recorder.keys.add(key)
+            return original_getlist(self, key, default)
+
+        monkeypatch.setattr(QueryDict, "get", get)
+        monkeypatch.setattr(QueryDict, "__getitem__", getitem)
+        monkeypatch.setattr(QueryDict, "getlist", getlist)
+
+
+def _check(world: World, who: str, url: str, response) -> None:
+    world.requests += 1
+    status = response.status_code
+    if status >= 500:
+        world.problems.append(f"{who} {url[:200]}: HTTP {status}")
+        return
+    content_type = response.get("Content-Type", "")
+    if getattr(response, "streaming", False):
+        body = b"".join(response.streaming_content).decode(errors="replace")
+    else:
+        body = response.content.decode(errors="replace")
+    if "html" in content_type and (SCRIPT in body or SCRIPT_IN_PATH in body):
+        world.problems.append(f"{who} {url[:200]}: <script> echoed unescaped")
+    if who == "masked":
+        for login in world.excluded_logins:
+            if re.search(rf"(?<![\d.,]){login}(?![\d.,])", body):
+                world.problems.append(f"{who} {url[:200]}: shows excluded login {login}")
+                break
+    if who == "dealer":
+        for secret in (*world.emails, *world.phones):
+            if secret in body:
+                world.problems.append(f"{who} {url[:200]}: shows personal data {secret!r}")
+                break
+
+
+def _get(client, world: World, who: str, url: str, query: str = ""):
+    full = f"{url}?{query}" if query else url
+    try:
+        response = client.get(full)
+    except Exception as exc:
+        world.problems.append(f"{who} {full[:200]}: {type(exc).__name__}: {exc}"[:400])
+        return None
+    _check(world, who, full, response)
+    return response
+
+
+def _scope_probe(client, world: World, who: str, url: str):
+    """GET, or POST (empty form) where the page only takes POST: scope is decided first."""
+    response = _get(client, world, who, url)
+    if response is not None and response.status_code == 405:
+        try:
+            response = client.post(url, {})
+        except Exception as exc:
+            world.problems.append(f"{who} POST {url[:200]}: {type(exc).__name__}: {exc}"[:400])
+            return None
+        _check(world, who, f"POST {url}", response)
+    return response
+
+
+def _get_patterns() -> Iterator[URLPattern]:
+    yield from dashboard_patterns
+
+
+def test_every_page_survives_hostile_input_and_keeps_scope(client, world, monkeypatch):
+    started = time.monotonic()
+    recorder = Recorder(monkeypatch)
+    read_keys: dict[str, set[str]] = {}
+    # 1. every page, every user, real ids
+    for who, user in world.users.items():
+        client.force_login(user)
+        for pattern in _get_patterns():
+            url = _url(pattern.name, world.values[pattern.name])
+            recorder.keys = set()
+            response = (_scope_probe(client, world, who, url) if who == "nobody"
+                        else _get(client, world, who, url))
+            if who == "superuser":
+                read_keys[pattern.name] = set(recorder.keys)
+            if response is None:
+                continue
+            platform_page = "pk" in world.values[pattern.name]
+            if who == "nobody" and platform_page and response.status_code != 404:
+                world.problems.append(f"nobody {url}: {response.status_code}, not 404")
+        # a platform outside the grant is a 404 on every platform page
+        if who in ("dealer", "masked"):
+            for pattern in _get_patterns():
+                kwargs = dict(world.values[pattern.name])
+                if "pk" not in kwargs:
+                    continue
+                kwargs["pk"] = str(world.mt5.pk)
+                response = _scope_probe(client, world, who, _url(pattern.name, kwargs))
+                if response is not None and response.status_code != 404:
+                    world.problems.append(
+                        f"{who} {pattern.name} on an ungranted platform: {response.status_code}")
+    # the masked user: an excluded account is a 404 wherever a login is in the path
+    client.force_login(world.users["masked"])
+    excluded = str(min(world.excluded_logins))
+    for pattern in _get_patterns():
+        kwargs = dict(world.values[pattern.name])
+        if "login" in kwargs:
+            kwargs["login"] = excluded
+            response = _scope_probe(client, world, "masked", _url(pattern.name, kwargs))
+            if response is not None and response.status_code != 404:
+                world.problems.append(
+                    f"masked {pattern.name} of an excluded account: {response.status_code}")
+    # 2. hostile input, as the superuser and as the masked user
+    variants = 0
+    for who in ("superuser", "masked"):
+        client.force_login(world.users[who])
+        for pattern in _get_patterns():
+            kwargs = world.values[pattern.name]
+            url = _url(pattern.name, kwargs)
+            keys = sorted(read_keys.get(pattern.name, set()) - {"csrfmiddlewaretoken"})
+            keys = keys or ["sort", "page"]
+            for key in keys:
+                for value in HOSTILE_VALUES:
+                    _get(client, world, who, url, QueryDict.fromkeys([key], value).urlencode())
+                    variants += 1
+                _get(client, world, who, url, f"{key}=1&{key}=--x&{key}={HUGE}")
+                variants += 1
+            if who == "superuser":
+                for name, bad_values in HOSTILE_PATH.items():
+                    if name not in kwargs:
+                        continue
+                    for bad in bad_values:
+                        _get(client, world, who, _url(pattern.name, {**kwargs, name: bad}))
+                        variants += 1
+    elapsed = time.monotonic() - started
+    print(f"crawler: {len(dashboard_patterns)} URL names, {world.requests} requests "
+          f"({variants} hostile variants) in {elapsed:.1f} s")
+    assert world.problems == [], "\n".join(world.problems[:400])
+    assert world.requests > 1000  # the crawl really covered the site
