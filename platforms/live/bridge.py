@@ -3,11 +3,15 @@
 For one platform it keeps a SignalR connection to the vendor hub (``signalr.HubConnection``),
 streams margin calls, trades, user updates and ticks, and publishes to the channel layer:
 
-* ``platform_group``: ``margins.batch`` every ``REALTIME_BRIDGE_FLUSH_SECONDS`` with the rows
-  that changed since the last flush (latest value per account wins), ``platform.status`` when
-  the upstream connection goes up or down;
-* ``quotes_group``: ``quotes.batch`` with the latest bid/ask per changed symbol;
-* ``account_group``: ``account.event`` for discrete trade/user events of one account.
+* ``platform_group``: ``platform.batch`` (:mod:`.batches`) with the rows that changed since the
+  last flush (latest value per account wins) and the trade/user events of its accounts, each
+  event with the account's group (the sockets scope by it); ``platform.status`` when the
+  upstream connection goes up or down;
+* ``quotes_group``: ``quotes.batch`` with the latest bid/ask per changed symbol.
+
+Publishing is on the leading edge (a change after a quiet spell goes out at once) and, during
+a burst, at most every ``REALTIME_BRIDGE_FLUSH_SECONDS`` on a grid aligned with the sockets'
+throttle (see ``_flusher``).
 
 After every (re)connect, streams are started *first* and then ``MarginsGet`` is read, so a
 state change that happened while disconnected (a margin call, say) is not lost: it is in the
@@ -22,20 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import itertools
 import logging
+import math
 import random
 import time
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import msgspec
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from platforms.client import ManagerApiError
-from platforms.live import store
-from platforms.live.groups import account_group, platform_group, quotes_group
+from platforms.live import batches, store
+from platforms.live.groups import platform_group, quotes_group
 from platforms.live.signalr import HubConnection, HubError, HubMessage
 
 log = logging.getLogger("platforms.live")
@@ -47,10 +53,48 @@ MT4_STREAMS = (
     "StreamTicks",
 )
 MT5_LEVELS = {"MarginCall": 1, "StopOut": 2, "Ok": 0}
+#: ``(login, equity, margin, free, level, level_type, group)``
+Row = tuple
+#: A ``MarginsGet`` re-read of 10 000 accounts changes nearly every row; published at once it
+#: stalled the loop for the stream's own rows. It goes out this many rows per flush instead,
+#: and the loop is yielded to every ``REFRESH_YIELD_EVERY`` rows while it is taken in.
+BULK_PER_FLUSH = 2000
+REFRESH_YIELD_EVERY = 1000
+
+
+_encoder = msgspec.json.Encoder()
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return _encoder.encode(value).decode()
+
+
+def _reraise_cancellation() -> None:
+    """Raise the pending cancellation of this task, if any. Called after ``except Exception``
+    and at the top of the publishing loop: a client library that turns a cancellation into
+    its own error, or swallows it, left a stopping bridge's flusher waiting forever for a
+    wake-up that never came (seen with the Redis layer)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+def burst_period(flush: float, frames_per_second: float) -> float:
+    """The bridge's publishing interval during a burst: at most ``flush``, and a whole
+    fraction of a socket's frame interval (0.1 s and 4 frames/s → 0.0833 s), so batches land
+    exactly when each socket's throttle opens."""
+    frame = 1.0 / max(1.0, float(frames_per_second))
+    if flush <= 0:
+        return 0.0
+    return frame / max(1, math.ceil(frame / flush - 1e-9))
+
+
+def next_grid_time(now: float, period: float) -> float:
+    """The next multiple of ``period`` on the wall clock (shared by every process of the
+    host, so a bridge in ``manage.py stream`` and the sockets agree on the grid)."""
+    if period <= 0:
+        return now
+    return (math.floor(now / period) + 1) * period
 
 
 def hub_url(platform) -> str:
@@ -72,6 +116,10 @@ class PlatformBridge:
             "snapshot": 1.0,
             **(options or {}),
         }
+        opts.setdefault(
+            "burst_period", burst_period(opts["flush"], settings.REALTIME_MAX_FRAMES_PER_SECOND)
+        )
+        opts.setdefault("frame_interval", 1.0 / max(1, settings.REALTIME_MAX_FRAMES_PER_SECOND))
         self.opts = opts
         self.pk = platform.pk
         self.name = platform.name
@@ -79,15 +127,17 @@ class PlatformBridge:
         self.url = hub_url(platform)
         self.client = client
         self.layer = layer or get_channel_layer()
-        self.rows: dict[int, list] = {}
+        self.rows: dict[int, Row] = {}
+        self.login_groups: dict[int, str] = {}  # every account's group: events are scoped by it
         self.groups: dict[str, list[float]] = {}
         self.up = False
         self.connects = 0
         self.events = 0
         self.upstream_bytes = 0
-        self._dirty: dict[int, list] = {}
+        self._dirty: dict[int, Row] = {}
+        self._bulk: dict[int, Row] = {}  # re-read rows not yet published (BULK_PER_FLUSH each)
         self._quotes: dict[str, list] = {}
-        self._account_events: list[tuple[int, dict]] = []
+        self._account_events: list[tuple[Any, dict]] = []  # (login as sent, event)
         self._wake = asyncio.Event()
         self._snapshot_dirty = False
         self._hub: HubConnection | None = None
@@ -104,29 +154,59 @@ class PlatformBridge:
             "kind": self.kind,
         }
 
-    def _put(self, row: list) -> None:
+    def _put(self, row: Row, *, bulk: bool = False) -> bool:
+        """Keep ``row`` as the account's latest and mark it for publishing; True if it
+        changed. Rows are tuples: holding only numbers and strings, they are untracked by the
+        garbage collector, so 10 000 of them cost nothing at each collection. ``bulk`` rows
+        (a periodic re-read) are published a slice per flush, after the stream's own."""
         login = row[0]
-        if self.rows.get(login) != row:
-            self.rows[login] = row
+        if type(login) is not int:
+            return False
+        if not row[6] and login in self.login_groups:
+            row = (*row[:6], self.login_groups[login])  # MT5 margin items name no group
+        elif row[6]:
+            self.login_groups[login] = row[6]
+        if self.rows.get(login) == row:
+            return False
+        self.rows[login] = row
+        if bulk and login not in self._dirty:
+            self._bulk[login] = row
+        else:
             self._dirty[login] = row
-            self._snapshot_dirty = True
+            self._bulk.pop(login, None)
+        self._snapshot_dirty = True
+        return True
 
-    def _row_from_margin(self, m: Any) -> list:
+    def _note_group(self, login: Any, group: Any) -> None:
+        """A user update names the account's group (it may have moved): remember it, so
+        events can be scoped, and move the margin row with it."""
+        if not isinstance(login, int) or not isinstance(group, str) or not group:
+            return
+        self.login_groups[login] = group
+        row = self.rows.get(login)
+        if row is not None and row[6] != group:
+            self._put((*row[:6], group))
+
+    def group_of(self, login: int) -> str | None:
+        """The account's group as last seen (margin rows, user updates), or None."""
+        return self.login_groups.get(login)
+
+    def _row_from_margin(self, m: Any) -> Row:
         """From a REST MT4MarginLevel record or a hub MarginCallPayload dict."""
         if isinstance(m, dict):
             lt = m.get("levelType", 0)
             lt = lt if isinstance(lt, int) else store.LEVEL_NAMES.get(lt, 0)
-            return [
-                m["login"],
+            return (
+                m.get("login"),
                 m.get("equity"),
                 m.get("margin"),
                 m.get("free"),
                 m.get("level"),
                 lt,
                 m.get("group") or "",
-            ]
+            )
         lt = store.LEVEL_NAMES.get(m.level_type or "Ok", 0)
-        return [m.login, m.equity, m.margin, m.free, m.level, lt, m.group or ""]
+        return (m.login, m.equity, m.margin, m.free, m.level, lt, m.group or "")
 
     # ---------------------------------------------------------------- upstream reads
     async def refresh_margins(self) -> int:
@@ -139,11 +219,13 @@ class PlatformBridge:
                 groups[g.group] = [g.margin_call, g.margin_stopout]
             self.groups = groups
         levels = await self.client.mt4.margins_get()
-        before = len(self._dirty)
-        for m in levels:
-            self._put(self._row_from_margin(m))
+        changed = 0
+        for i, m in enumerate(levels, 1):
+            changed += self._put(self._row_from_margin(m), bulk=True)
+            if i % REFRESH_YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the stream and the sockets run meanwhile
         self._wake.set()
-        return len(self._dirty) - before
+        return changed
 
     # ---------------------------------------------------------------- hub messages
     def _on_message(self, msg: HubMessage) -> None:
@@ -151,11 +233,11 @@ class PlatformBridge:
         name, payload = msg.name, msg.payload
         if name == "StreamMarginCallUpdates" and isinstance(payload, dict):
             if self.kind == "MT5":
-                old = self.rows.get(payload.get("login"))
-                row = list(old) if old else [payload.get("login"), None, None, None, None, 0, ""]
-                level = MT5_LEVELS.get(payload.get("type"), 0)
-                row[5] = 0 if payload.get("direction") in ("Leave", "Exit", "Out") else level
-                self._put(row)
+                login: Any = payload.get("login")
+                row = self.rows.get(login) or (login, None, None, None, None, 0, "")
+                level = MT5_LEVELS.get(str(payload.get("type")), 0)
+                level = 0 if payload.get("direction") in ("Leave", "Exit", "Out") else level
+                self._put((*row[:5], level, row[6]))
             else:
                 self._put(self._row_from_margin(payload))
         elif name in ("OnTick", "StreamTicks") and isinstance(payload, dict):
@@ -163,6 +245,7 @@ class PlatformBridge:
         elif name == "StreamTrades" and isinstance(payload, dict):
             self._account_events.append((payload.get("login"), {"e": "trade", **payload}))
         elif name == "StreamUserUpdates" and isinstance(payload, dict):
+            self._note_group(payload.get("login"), payload.get("group"))
             self._account_events.append((payload.get("login"), {"e": "user", **payload}))
         elif name == "OnConnectionStatus" and isinstance(payload, dict):
             # the hub's own link to the trade server; "up" is only announced once the gap
@@ -186,14 +269,35 @@ class PlatformBridge:
         )
 
     # ---------------------------------------------------------------- publishing
-    async def flush(self) -> None:
-        """Publish what changed since the last flush (one message per kind)."""
-        now = time.time()
-        if self._dirty:
+    async def flush(self, stamp: float | None = None) -> None:
+        """Publish what changed since the last flush: one ``platform.batch`` (margin rows and
+        account events) and one ``quotes.batch``, stamped ``stamp`` (the grid time it was
+        due at; sockets compare stamps, so a timer firing late does not shift them)."""
+        now = time.time() if stamp is None else stamp
+        events: list[tuple[int, dict]] = []
+        if self._account_events:
+            pending, self._account_events = self._account_events[-500:], []
+            for login, event in pending:
+                if isinstance(login, int):
+                    # sockets scope each event by the account's group; an event whose group
+                    # is unknown reaches only users without group masks
+                    group = event.get("group") or self.group_of(login)
+                    events.append((login, {**event, "group": group}))
+        if self._dirty or self._bulk or events:
             rows, self._dirty = list(self._dirty.values()), {}
+            if self._bulk:
+                for login in list(itertools.islice(self._bulk, BULK_PER_FLUSH)):
+                    rows.append(self._bulk.pop(login))
+                if self._bulk:
+                    self._wake.set()  # the rest at the next grid point
             await self.layer.group_send(
                 platform_group(self.pk),
-                {"type": "margins.batch", "pk": self.pk, "ts": now, "rows": _dumps(rows)},
+                {
+                    "type": "platform.batch",
+                    "pk": self.pk,
+                    "ts": now,
+                    **batches.encode(rows, events),
+                },
             )
         if self._quotes:
             quotes, self._quotes = list(self._quotes.values()), {}
@@ -201,45 +305,79 @@ class PlatformBridge:
                 quotes_group(self.pk),
                 {"type": "quotes.batch", "pk": self.pk, "ts": now, "rows": _dumps(quotes)},
             )
-        if self._account_events:
-            events, self._account_events = self._account_events[-500:], []
-            for login, event in events:
-                if isinstance(login, int):
-                    await self.layer.group_send(
-                        account_group(self.pk, login),
-                        {
-                            "type": "account.event",
-                            "pk": self.pk,
-                            "login": login,
-                            "event": _dumps(event),
-                        },
-                    )
 
     async def _flusher(self) -> None:
-        last_snapshot = 0.0
+        """Publish on the leading edge: the first change after a quiet spell goes out at once;
+        during a burst, changes are coalesced and published on a wall-clock grid of
+        ``burst_period`` that divides the sockets' frame interval, so a socket's throttle
+        opens just as a batch arrives and the two waits do not add up. After a burst, empty
+        batches ("ticks") continue the grid for one frame interval: a socket holding the
+        burst's last rows sends them when due instead of on its slower fallback timer."""
+        period = self.opts["burst_period"]
+        quiet = max(period, self.opts["frame_interval"])
+        ticks_after_burst = max(1, round(self.opts["frame_interval"] / period)) if period else 0
+        last = 0.0  # when rows or events were last published
+        stamp: float | None = None  # a grid point reached with changes waiting
         while True:
-            await self._wake.wait()
+            _reraise_cancellation()
+            if stamp is None:
+                await self._wake.wait()
+                now = stamp = time.time()
+                # a short stall upstream is not a quiet spell: stay on the sockets' grid
+                if now - last < quiet:
+                    stamp = next_grid_time(now, period)
+                    await asyncio.sleep(stamp - now)
             self._wake.clear()
+            last = time.time()
             try:
-                await self.flush()
-                if (
-                    self._snapshot_dirty
-                    and time.monotonic() - last_snapshot >= self.opts["snapshot"]
-                ):
-                    self._snapshot_dirty = False
-                    last_snapshot = time.monotonic()
-                    await store.asave(self.pk, self.snapshot())
+                await self.flush(stamp)
             except Exception:
+                _reraise_cancellation()
                 log.exception("realtime %s: publishing failed", self.name)
-            await asyncio.sleep(self.opts["flush"])
+            stamp = None
+            # the grid goes on (ticks when nothing changed) for one frame interval; no timeout
+            # on the wake event here: on Python 3.11 one can leave a stray cancellation behind
+            for _ in range(ticks_after_burst):
+                slot = next_grid_time(time.time(), period)
+                await asyncio.sleep(slot - time.time())
+                if self._wake.is_set():
+                    stamp = slot
+                    break
+                await self._publish_tick(slot)
+
+    async def _publish_tick(self, now: float) -> None:
+        try:
+            await self.layer.group_send(
+                platform_group(self.pk),
+                {"type": "platform.batch", "pk": self.pk, "ts": now, **batches.encode(())},
+            )
+        except Exception:
+            _reraise_cancellation()
+
+    async def _snapshotter(self) -> None:
+        """Hydration snapshots at most every ``snapshot`` seconds, off the publishing path (a
+        10 000-row snapshot takes milliseconds to pickle; batches must not wait for it)."""
+        while True:
+            _reraise_cancellation()
+            await asyncio.sleep(self.opts["snapshot"])
+            if not self._snapshot_dirty:
+                continue
+            self._snapshot_dirty = False
+            try:
+                await store.asave(self.pk, self.snapshot())
+            except Exception:
+                _reraise_cancellation()
+                log.exception("realtime %s: saving the snapshot failed", self.name)
 
     async def _refresher(self) -> None:
         while True:
+            _reraise_cancellation()
             await asyncio.sleep(self.opts["refresh"])
             if self.up:
                 try:
                     await self.refresh_margins()
                 except ManagerApiError as exc:
+                    _reraise_cancellation()
                     log.warning("realtime %s: MarginsGet failed: %s", self.name, exc.code)
 
     # ---------------------------------------------------------------- connection loop
@@ -282,6 +420,7 @@ class PlatformBridge:
         """Forever: connect, stream, publish; on loss reconnect with backoff and jitter."""
         flusher = asyncio.create_task(self._flusher())
         refresher = asyncio.create_task(self._refresher())
+        snapshotter = asyncio.create_task(self._snapshotter())
         attempt = 0
         try:
             async with httpx.AsyncClient(auth=self.client.auth, timeout=10) as http:
@@ -301,10 +440,10 @@ class PlatformBridge:
                     attempt += 1
                     await asyncio.sleep(random.uniform(cap / 4, cap))
         finally:
-            flusher.cancel()
-            refresher.cancel()
+            for task in (flusher, refresher, snapshotter):
+                task.cancel()
             with contextlib.suppress(BaseException):
-                await asyncio.gather(flusher, refresher, return_exceptions=True)
+                await asyncio.gather(flusher, refresher, snapshotter, return_exceptions=True)
             if self.up:
                 self.up = False
                 with contextlib.suppress(Exception):

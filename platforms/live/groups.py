@@ -4,7 +4,11 @@ from __future__ import annotations
 
 
 def platform_group(platform_pk: int) -> str:
-    """Coalesced margin batches and the upstream status of one platform."""
+    """Batches (margin rows and account events) and the upstream status of one platform.
+
+    There are no per-account groups: the in-memory layer walks every group membership on each
+    receive (50 sockets x 50 accounts made that most of the process's CPU), and a batch index
+    lets each socket pick its accounts' events as cheaply as their rows."""
     return f"rt.platform.{int(platform_pk)}"
 
 
@@ -12,7 +16,3 @@ def quotes_group(platform_pk: int) -> str:
     """Coalesced quote batches of one platform."""
     return f"rt.quotes.{int(platform_pk)}"
 
-
-def account_group(platform_pk: int, login: int) -> str:
-    """Discrete events of one account (trade added/updated/deleted, user changes)."""
-    return f"rt.account.{int(platform_pk)}.{int(login)}"

@@ -9,8 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from platforms import audit
-from platforms.access.masks import group_allowed
-from platforms.access.scope import group_masks_for
+from platforms.access.scope import scope_for
 from platforms.client import ManagerApiError
 from platforms.live import store
 from platforms.live.models import MarginAlert
@@ -87,9 +86,9 @@ def platform_margins(user, platform: TradePlatform, limit: int = 50) -> Platform
     if not snap:
         return result
     result.groups = snap.get("groups", {})
-    masks = group_masks_for(user, platform)
+    access = scope_for(user)  # an account of unknown group is shown only to unmasked grants
     candidates = [
-        r for r in snap["rows"] if (r[2] or r[5]) and (not masks or group_allowed(r[6], masks))
+        r for r in snap["rows"] if (r[2] or r[5]) and access.allows_group(platform.pk, r[6] or None)
     ]
     candidates.sort(key=lambda r: (-(r[5] or 0), r[4] if r[4] is not None else 1e18))
     alerts = {
@@ -108,13 +107,15 @@ def platform_margins(user, platform: TradePlatform, limit: int = 50) -> Platform
     return result
 
 
-def margin_call_count(platforms) -> int:
-    """Accounts outside the Ok band across ``platforms`` (nav badge), from live state only."""
+def margin_call_count(user) -> int:
+    """Accounts outside the Ok band that ``user`` may see (nav badge), from live state only:
+    the count, too, goes through the gate (platforms and group masks)."""
+    scope = scope_for(user)
     total = 0
-    for platform in platforms:
-        snap = store.latest(platform.pk)
+    for pk in scope.platforms:
+        snap = store.latest(pk)
         if snap:
-            total += sum(1 for r in snap["rows"] if r[5])
+            total += sum(1 for r in snap["rows"] if r[5] and scope.allows_group(pk, r[6] or None))
     return total
 
 

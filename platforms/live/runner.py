@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Iterable
 
@@ -66,6 +67,8 @@ async def _guarded(platform: TradePlatform, options: dict | None) -> None:
 
 
 async def run_bridges(pks: Iterable[int] | None = None, options: dict | None = None) -> None:
+    """Run a bridge per platform until cancelled (see the module docstring)."""
+    freeze_startup_heap()
     wanted = list(pks) if pks else None
     running: dict[int, tuple[object, asyncio.Task]] = {}
     try:
@@ -89,8 +92,25 @@ async def run_bridges(pks: Iterable[int] | None = None, options: dict | None = N
         await asyncio.gather(*(t for _, t in running.values()), return_exceptions=True)
 
 
+_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Once per process: move everything alive now (Django, the app, settings, templates),
+    which lives as long as the process, out of the garbage collector's reach. Its full passes
+    otherwise walk all of it and paused the event loop 130-180 ms every few seconds under a
+    5 000 updates/s stream, in the bridge's process and in the sockets' alike."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def ensure_started() -> None:
-    """Start the in-process bridges on the running loop once (demo / in-memory layer)."""
+    """Start the in-process bridges on the running loop once (demo / in-memory layer); in any
+    mode, the first live socket of a process freezes its startup heap."""
+    freeze_startup_heap()
     if settings.REALTIME_BRIDGE != "in-process":
         return
     loop = asyncio.get_running_loop()

@@ -173,7 +173,11 @@ class HubConnection:
         while True:
             while RS not in self._buffer:
                 try:
-                    raw = await asyncio.wait_for(self.ws.recv(), self.server_timeout)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                    # cancellation that lands as a message arrives, and a cancelled bridge
+                    # then kept reading forever (the hub's pings kept it busy)
+                    async with asyncio.timeout(self.server_timeout):
+                        raw = await self.ws.recv()
                 except TimeoutError:
                     raise HubError("server timeout: no message from the hub") from None
                 except websockets.WebSocketException:

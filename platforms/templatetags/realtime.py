@@ -5,7 +5,6 @@ from __future__ import annotations
 from django import template
 from django.utils.html import format_html
 
-from platforms.access.scope import visible_platforms
 from platforms.live.margins import margin_call_count
 
 register = template.Library()
@@ -17,7 +16,7 @@ def margin_call_badge(context) -> str:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return ""
-    count = margin_call_count(visible_platforms(user))
+    count = margin_call_count(user)
     return format_html(
         '<span class="badge count{}" id="margin-call-count" data-live-badge>{}</span>',
         " alert" if count else "",

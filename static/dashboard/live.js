@@ -1,4 +1,4 @@
-// Live cells over one WebSocket per page (protocol: platforms/consumers.py).
+// Live cells over one WebSocket per page (protocol: platforms/live/consumers.py).
 //
 // Hooks any page can use, no framework needed:
 //   data-live-account="<platform pk>:<login>"  element whose [data-field] children
@@ -19,7 +19,11 @@ const STATUS_TEXT = {
   connecting: "Connecting…",
   degraded: "Upstream hub down — showing last values",
   disconnected: "Disconnected — reconnecting…",
+  revoked: "Access revoked — live updates stopped",
 };
+// An open socket is closed with 4403 and a reason when the user's grant is revoked: the page
+// says why and does not reconnect (it would only be refused again).
+const CLOSE_FORBIDDEN = 4403;
 
 function collect() {
   const root = document.querySelector("[data-live-platforms]");
@@ -100,8 +104,13 @@ class Live {
       this.setStatus();
     };
     ws.onmessage = (e) => this.onFrame(JSON.parse(e.data));
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       document.body.classList.add("stale");
+      if (e.code === CLOSE_FORBIDDEN && e.reason) {
+        this.revoked = e.reason;
+        this.setStatus("revoked");
+        return;
+      }
       this.setStatus("disconnected");
       const delay = Math.min(10000, 500 * 2 ** this.attempts++) * (0.5 + Math.random() / 2);
       setTimeout(() => this.connect(), delay);
@@ -110,17 +119,23 @@ class Live {
 
   setStatus(forced) {
     let state = forced;
+    if (!state && this.revoked) state = "revoked";
     if (!state) {
       const down = Object.values(this.upstream).some((up) => up === false);
       state = down ? "degraded" : "live";
+    }
+    let text = STATUS_TEXT[state];
+    if (state === "revoked" && this.revoked) {
+      text = `${this.revoked[0].toUpperCase()}${this.revoked.slice(1)} — live updates stopped`;
     }
     for (const el of document.querySelectorAll("[data-live-status]")) {
       el.hidden = false; // shown only on pages with live cells
       el.className = "live-status " + state;
       el.dataset.state = state;
-      el.textContent = STATUS_TEXT[state];
+      el.textContent = text;
+      if (state === "revoked") el.title = "Reload the page once access is restored";
     }
-    if (state === "degraded") document.body.classList.add("stale");
+    if (state === "degraded" || state === "revoked") document.body.classList.add("stale");
     else if (state === "live") document.body.classList.remove("stale");
   }
 
@@ -152,7 +167,14 @@ class Live {
         document.dispatchEvent(new CustomEvent("live:event", { detail: event }));
       }
     } else if (frame.t === "denied") {
-      console.warn("live: not allowed to watch platforms", frame.platforms);
+      console.warn("live: not allowed to watch platforms", frame.platforms, frame.reason || "");
+      // a grant narrowed while the page was open: its values for those platforms are stale
+      const watched = (this.watch && this.watch.platforms) || [];
+      if (frame.reason && watched.every((pk) => frame.platforms.includes(pk))) {
+        this.revoked = frame.reason;
+      }
+    } else if (frame.t === "error") {
+      console.warn("live: the server refused a message:", frame.message);
     }
     this.setStatus(this.ws && this.ws.readyState === WebSocket.OPEN ? undefined : "disconnected");
     this.updateBadge();

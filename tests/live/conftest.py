@@ -3,16 +3,16 @@ channel layers, and the sandbox platforms registered."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
+import os
 
 import httpx
 import pytest
 
+from tests.asgi_server import serve_dashboard
 from tests.sandbox_process import forget_connections, start_sandbox
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/1"
+#: The Redis database these tests flush: the run's own when ``REDIS_URL`` names one.
+REDIS_TEST_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/1"
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +69,6 @@ def channel_layer_backend(request, settings):
 def live_server_url(settings, hubs):
     """The real ASGI app (Django + Channels + the in-process bridge) on uvicorn, in a thread
     of this process so it shares the test database."""
-    import uvicorn
     from channels.layers import channel_layers
 
     from platforms.services import register_sandbox_platforms
@@ -82,25 +81,8 @@ def live_server_url(settings, hubs):
     channel_layers.backends.clear()
     forget_connections(hubs)
     register_sandbox_platforms(hubs)
-    from dashboard.asgi import application
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            application, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_dashboard() as url:
+        yield url
     channel_layers.backends.clear()
     forget_connections(hubs)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest
@@ -11,8 +10,9 @@ from channels.layers import InMemoryChannelLayer
 
 from platforms.client import AsyncManagerClient
 from platforms.connections import platform_config
+from platforms.live import batches
 from platforms.live.bridge import PlatformBridge
-from platforms.live.groups import account_group, platform_group
+from platforms.live.groups import platform_group
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -53,13 +53,13 @@ class Listener:
     async def _run(self):
         while True:
             message = await self.layer.receive(self.channel)
-            if message["type"] == "margins.batch":
-                for row in json.loads(message["rows"]):
+            if message["type"] == "platform.batch":
+                rows, events = batches.decode(message)
+                for row in rows:
                     self.rows[row[0]] = row
+                self.events.extend(event for _, event in events)
             elif message["type"] == "platform.status":
                 self.status.append(message["up"])
-            elif message["type"] == "account.event":
-                self.events.append(json.loads(message["event"]))
 
 
 async def _start(platform, **options):
@@ -98,14 +98,18 @@ async def test_margin_call_arrives_through_the_hub(mt4_platform, hubs):
     try:
         assert len(bridge.rows) == 300  # hydrated from MarginsGet after connecting
         login = _ok_login(bridge)
-        await listener.layer.group_add(account_group(mt4_platform.pk, login), listener.channel)
         pushed = await asyncio.to_thread(hubs.hubs, "POST", "/margin-call", json={"login": login})
         assert pushed["levelType"] == "MarginCall"
         await _until(lambda: listener.rows.get(login, [0] * 6)[5] == 1, timeout=3)
         row = listener.rows[login]
         assert row[4] == pytest.approx(pushed["level"], abs=0.01)
-        # the balance change also came as a user update to the account's own group
-        await _until(lambda: any(e.get("e") == "user" for e in listener.events), timeout=3)
+        # the balance change also came as a user update, with the account's group
+        await _until(
+            lambda: any(e.get("e") == "user" and e.get("login") == login for e in listener.events),
+            timeout=3,
+        )
+        user = next(e for e in listener.events if e.get("e") == "user" and e["login"] == login)
+        assert user["group"] == row[6] and user["group"]
         assert bridge.connects == 1
     finally:
         await _stop(task, listener, client)

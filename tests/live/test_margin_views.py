@@ -48,6 +48,15 @@ def test_rows_are_ordered_by_band_then_level_with_group_bands(monitor, client):
     assert 'id="margin-call-count" data-live-badge>2<' in html
 
 
+def test_the_nav_count_counts_only_accounts_inside_the_grant(monitor, client):
+    masked = grant(StaffUserFactory(username="mon-masked"), monitor["mine"],
+                   group_masks="real\\*,!real\\usd-std")
+    client.force_login(masked)
+    html = client.get(reverse("dashboard:margins")).content.decode()
+    assert 'id="margin-call-count" data-live-badge>0<' in html
+    assert ':101"' not in html and ':103"' not in html
+
+
 def test_another_platforms_monitor_is_404(monitor, client):
     response = client.get(reverse("dashboard:platform-margins", args=[monitor["other"].pk]))
     assert response.status_code == 404
