@@ -109,7 +109,7 @@ def child(db: str, ready_file: str, requests: int, baseline_requests: int) -> di
 
     from platforms.connections import client_for
     from platforms.mirror.models import MirrorAccount, MirrorOpenTrade, SnapshotRun
-    from platforms.mirror.snapshots import execute_run
+    from platforms.mirror.runs import execute_run
     from platforms.sandbox.process import SandboxInfo
     from platforms.services import register_sandbox_platforms
 

@@ -1,20 +1,25 @@
 """Benchmark: a full snapshot of a large MT4 server into the PostgreSQL mirror, against COPY.
 
-    python bench/snapshot_ingest.py [--users 100000] [--quick] [--keep-db]
+    python bench/snapshot_ingest.py [--users 100000] [--repeat 3] [--quick] [--keep-db]
 
 Starts a sandbox with ``--users`` accounts (~3 open trades and ~20 closed trades each), creates
-its own database (``DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/dashboard_bench``;
-dropped at the end), migrates it, and times, in this one process:
+its own database (``DATABASE_URL``, default
+``postgres://postgres@127.0.0.1:5432/dashboard_bench_ingest``; dropped at the end), migrates it,
+and then ``--repeat`` times, in this one process, on an emptied mirror:
 
-1. a full run (``UsersSnapshot`` + ``TradesSnapshot`` on the sidecar, ``MarginsGet``, groups,
-   symbols) and a history run (``ReportsRequest`` in batches of logins) — the whole mirror;
-2. PostgreSQL ``COPY … FROM`` of the very same rows (exported to a CSV file first) into empty
-   copies of the mirror tables with the same indexes and constraints: the physical limit;
-3. an incremental run after 1 % of the accounts and open trades changed on the server.
+1. times a full run (``UsersSnapshot`` + ``TradesSnapshot`` on the sidecar, ``MarginsGet``,
+   groups, symbols) and a history run (``ReportsRequest`` in batches of logins): the whole
+   mirror, read over HTTP, decoded and written;
+2. times PostgreSQL ``COPY … FROM`` of the very same rows (exported to a CSV file first) into
+   empty copies of the mirror tables with the same indexes and constraints: the physical limit;
+3. changes 1 % of the accounts and open trades on the server and times an incremental run.
 
-Prints rows/s, the peak RSS of this process and, as its last line, one JSON object:
-``{"ratio": ours ÷ COPY rows/s, "rows_per_s", "copy_rows_per_s", "peak_rss_mb",
-"incremental_ratio": incremental seconds ÷ full seconds, ...}``. ``--quick`` = 5,000 users.
+Each repetition gives a ratio (our rows/s ÷ COPY's rows/s, measured back to back, so a busy
+machine weighs on both) and an incremental ratio (incremental seconds ÷ full-run seconds); the
+medians are reported. Prints the machine's core count, each repetition's figures, the peak RSS
+of this process and, as its last line, one JSON object:
+``{"ratio", "rows_per_s", "copy_rows_per_s", "peak_rss_mb", "incremental_ratio", ...}``.
+``--quick`` = 5,000 users (CI smoke run).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -36,13 +42,14 @@ from bench._common import (  # noqa: E402 - after the path set-up
     recreate_database,
 )
 
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/dashboard_bench"
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/dashboard_bench_ingest"
 TABLES = ["platforms_mirroraccount", "platforms_mirroropentrade", "platforms_mirrorclosedtrade"]
+MIRROR = [*TABLES, "platforms_mirrorgroup", "platforms_mirrorsymbol"]
 
 
 def run_snapshot(platform, kind: str):
     from platforms.mirror.models import SnapshotRun
-    from platforms.mirror.snapshots import execute_run
+    from platforms.mirror.runs import execute_run
 
     run = SnapshotRun.objects.create(platform=platform, kind=kind, trigger="schedule")
     started = time.perf_counter()
@@ -51,6 +58,17 @@ def run_snapshot(platform, kind: str):
     if run.state != "succeeded":
         raise SystemExit(f"{kind} run failed: {run.error}")
     return run, elapsed
+
+
+def empty_mirror(platform) -> None:
+    """Back to a platform never snapshotted: empty tables, no "as of" stamps."""
+    from django.db import connection
+
+    from platforms.mirror.models import MirrorState
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(MIRROR)}")
+    MirrorState.objects.filter(platform=platform).delete()
 
 
 def copy_limit(workdir: Path) -> tuple[int, float]:
@@ -82,16 +100,58 @@ def copy_limit(workdir: Path) -> tuple[int, float]:
             raw.execute(f"SELECT count(*) FROM copy_{table}")  # noqa: S608 - our own table
             total_rows += raw.fetchone()[0]
             raw.execute(f"DROP TABLE copy_{table}")
+            files[table].unlink()
     return total_rows, elapsed
+
+
+def one_round(mt4, sandbox, workdir: Path, seed: int) -> dict:
+    """A first load (full + history), COPY of the same rows, and an incremental after 1 %."""
+    from platforms.mirror.models import MirrorAccount, MirrorClosedTrade, MirrorOpenTrade
+    from platforms.mirror.sources import SYNC_OVERLAP_SECONDS
+
+    empty_mirror(mt4)
+    full, full_s = run_snapshot(mt4, "full")
+    print(f"  full run: {full.rows_read:,} rows in {full_s:.1f} s "
+          f"({full.rows_read / full_s:,.0f} rows/s)", flush=True)
+    history, history_s = run_snapshot(mt4, "history")
+    print(f"  history run: {history.rows_read:,} closed trades in {history_s:.1f} s "
+          f"({history.rows_read / history_s:,.0f} rows/s)", flush=True)
+    rows = (MirrorAccount.objects.filter(platform=mt4).count()
+            + MirrorOpenTrade.objects.filter(platform=mt4).count()
+            + MirrorClosedTrade.objects.filter(platform=mt4).count())
+    ours_rate = rows / (full_s + history_s)
+    copy_rows, copy_s = copy_limit(workdir)
+    copy_rate = copy_rows / copy_s
+    print(f"  mirror: {rows:,} rows in {full_s + history_s:.1f} s → {ours_rate:,.0f} rows/s "
+          f"(network + decode + write); COPY FROM of the same {copy_rows:,} rows (same "
+          f"indexes): {copy_s:.1f} s → {copy_rate:,.0f} rows/s", flush=True)
+
+    changed = sandbox.control("POST", "/mirror/perturb",
+                              json={"fraction": 0.01, "seed": seed}).json()
+    incremental, incremental_s = run_snapshot(mt4, "incremental")
+    print(f"  incremental after 1 % changed ({changed}): {incremental.rows_read:,} rows read, "
+          f"{incremental.rows_inserted + incremental.rows_updated + incremental.rows_deleted:,}"
+          f" written, {incremental_s:.2f} s vs full {full_s:.1f} s", flush=True)
+    # The next round's sync re-reads SYNC_OVERLAP_SECONDS before its full run: let this
+    # round's changes fall outside that window.
+    time.sleep(SYNC_OVERLAP_SECONDS + 1)
+    return {
+        "ratio": ours_rate / copy_rate, "rows_per_s": ours_rate, "copy_rows_per_s": copy_rate,
+        "incremental_ratio": incremental_s / full_s, "rows": rows, "full_s": full_s,
+        "history_s": history_s, "incremental_s": incremental_s, "copy_s": copy_s,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--quick", action="store_true", help="5,000 users (CI smoke run)")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
     users = 5000 if args.quick else args.users
+    print(f"cores: {os.cpu_count()} (sandbox, PostgreSQL and this process share them)",
+          flush=True)
 
     url = os.environ.get("DATABASE_URL") or DEFAULT_URL
     if not url.startswith("postgres"):
@@ -109,7 +169,6 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from platforms.mirror.models import MirrorAccount, MirrorClosedTrade, MirrorOpenTrade
     from platforms.sandbox.process import start_sandbox
     from platforms.services import register_sandbox_platforms
 
@@ -117,38 +176,13 @@ def main() -> None:
     print(f"sandbox: starting with {users:,} accounts ...", flush=True)
     sandbox = start_sandbox("--users", str(users), "--seed", "1", "--tick-rate", "0",
                             timeout=300)
+    rounds = []
     try:
         mt4, _ = register_sandbox_platforms(sandbox)
         rss_before = peak_rss_mb()
-        full, full_s = run_snapshot(mt4, "full")
-        print(f"full run: {full.rows_read:,} rows in {full_s:.1f} s "
-              f"({full.rows_read / full_s:,.0f} rows/s), peak RSS {peak_rss_mb():.0f} MB",
-              flush=True)
-        history, history_s = run_snapshot(mt4, "history")
-        print(f"history run: {history.rows_read:,} closed trades in {history_s:.1f} s "
-              f"({history.rows_read / history_s:,.0f} rows/s)", flush=True)
-        accounts = MirrorAccount.objects.filter(platform=mt4).count()
-        open_trades = MirrorOpenTrade.objects.filter(platform=mt4).count()
-        closed = MirrorClosedTrade.objects.filter(platform=mt4).count()
-        ours_rows = accounts + open_trades + closed
-        ours_s = full_s + history_s
-        ours_rate = ours_rows / ours_s
-        peak = peak_rss_mb()
-        print(f"mirror: {accounts:,} accounts, {open_trades:,} open trades, {closed:,} closed "
-              f"trades = {ours_rows:,} rows in {ours_s:.1f} s → {ours_rate:,.0f} rows/s "
-              f"(network + decode + write); peak RSS {peak:.0f} MB (before runs {rss_before:.0f})",
-              flush=True)
-
-        copy_rows, copy_s = copy_limit(workdir)
-        copy_rate = copy_rows / copy_s
-        print(f"COPY FROM of the same {copy_rows:,} rows (same indexes): {copy_s:.1f} s → "
-              f"{copy_rate:,.0f} rows/s", flush=True)
-
-        changed = sandbox.control("POST", "/mirror/perturb",
-                                  json={"fraction": 0.01, "seed": 2}).json()
-        incremental, incremental_s = run_snapshot(mt4, "incremental")
-        print(f"incremental after 1 % changed ({changed}): {incremental.rows_read:,} rows read, "
-              f"{incremental_s:.2f} s vs full {full_s:.1f} s", flush=True)
+        for number in range(1, args.repeat + 1):
+            print(f"round {number}/{args.repeat}:", flush=True)
+            rounds.append(one_round(mt4, sandbox, workdir, seed=1 + number))
     finally:
         sandbox.stop()
         if not args.keep_db:
@@ -157,18 +191,29 @@ def main() -> None:
             connections.close_all()
             drop_database(url)
 
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in rounds)
+
+    peak = peak_rss_mb()
+    print(f"median of {len(rounds)}: {median('rows_per_s'):,.0f} rows/s = "
+          f"{median('ratio'):.2f} of COPY; incremental {median('incremental_ratio'):.1%} of a "
+          f"full run; peak RSS {peak:.0f} MB (before the runs {rss_before:.0f})", flush=True)
     print(json.dumps({
-        "ratio": round(ours_rate / copy_rate, 4),
-        "rows_per_s": round(ours_rate),
-        "copy_rows_per_s": round(copy_rate),
+        "ratio": round(median("ratio"), 4),
+        "rows_per_s": round(median("rows_per_s")),
+        "copy_rows_per_s": round(median("copy_rows_per_s")),
         "peak_rss_mb": round(peak, 1),
-        "incremental_ratio": round(incremental_s / full_s, 4),
+        "incremental_ratio": round(median("incremental_ratio"), 4),
+        "cores": os.cpu_count(),
         "users": users,
-        "rows": ours_rows,
-        "full_s": round(full_s, 2),
-        "history_s": round(history_s, 2),
-        "incremental_s": round(incremental_s, 2),
-        "copy_s": round(copy_s, 2),
+        "repeat": len(rounds),
+        "rows": rounds[-1]["rows"],
+        "full_s": round(median("full_s"), 2),
+        "history_s": round(median("history_s"), 2),
+        "incremental_s": round(median("incremental_s"), 3),
+        "copy_s": round(median("copy_s"), 2),
+        "ratios": [round(r["ratio"], 4) for r in rounds],
+        "incremental_ratios": [round(r["incremental_ratio"], 4) for r in rounds],
     }))
 
 

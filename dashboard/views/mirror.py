@@ -13,10 +13,10 @@ from django_htmx.http import HttpResponseClientRedirect
 from dashboard.access import staff_required
 from dashboard.exports import csv_response
 from dashboard.rendering import render_page
-from platforms.access.scope import can_see_personal_data, get_visible_platform
-from platforms.mirror import snapshots
+from platforms.access.scope import PERSONAL_FIELDS, can_see_personal_data, get_visible_platform
 from platforms.mirror.filters import AccountFilter, ClosedTradeFilter, OpenTradeFilter
 from platforms.mirror.models import SnapshotKind, SnapshotRun
+from platforms.mirror.runs import active_run, live_progress, request_run
 from platforms.mirror.selectors import (
     mirror_accounts,
     mirror_closed_trades,
@@ -26,7 +26,6 @@ from platforms.mirror.selectors import (
 
 TEMPLATE = "dashboard/mirror/snapshots.html"
 RUNS_SHOWN = 20
-PERSONAL = {"email", "phone", "address", "city", "zip_code", "last_ip"}
 EXPORTS = {
     # table: (selector, filterset, columns)
     "accounts": (mirror_accounts, AccountFilter, [
@@ -49,7 +48,7 @@ def _columns(request, table: str) -> list[str]:
     columns = EXPORTS[table][2]
     if can_see_personal_data(request.user):
         return columns
-    return [c for c in columns if c not in PERSONAL]
+    return [c for c in columns if c not in PERSONAL_FIELDS]
 
 
 @require_GET
@@ -59,14 +58,14 @@ def snapshot_page(request, pk: int):
     runs = list(SnapshotRun.objects.filter(platform=platform)
                 .select_related("requested_by")[:RUNS_SHOWN])
     for run in runs:
-        run.live = snapshots.live_progress(run)
+        run.live = live_progress(run)
     context = {
         "platform": platform,
         "state": mirror_state(platform),
         "runs": runs,
         "kinds": _kinds(platform),
         "can_run": request.user.has_perm("platforms.run_snapshots"),
-        "active": snapshots.active_run(platform),
+        "active": active_run(platform),
     }
     return render_page(request, TEMPLATE, context, partial="runs")
 
@@ -78,7 +77,7 @@ def snapshot_run_row(request, pk: int, run_id: int):
     platform = get_visible_platform(request.user, pk)
     run = get_object_or_404(SnapshotRun.objects.select_related("requested_by"),
                             platform=platform, pk=run_id)
-    run.live = snapshots.live_progress(run)
+    run.live = live_progress(run)
     return render_page(request, TEMPLATE, {"platform": platform, "run": run,
                                            "state": mirror_state(platform)},
                        partial="run-row")
@@ -93,7 +92,7 @@ def snapshot_run_now(request, pk: int):
     kind = request.POST.get("kind", SnapshotKind.INCREMENTAL)
     if kind not in _kinds(platform):
         return HttpResponseBadRequest("Unknown snapshot kind.")
-    snapshots.request_run(platform, kind, user=request.user, request=request)
+    request_run(platform, kind, user=request.user, request=request)
     url = reverse("dashboard:snapshots", args=[platform.pk])
     if request.htmx:
         return HttpResponseClientRedirect(url)

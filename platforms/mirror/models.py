@@ -1,9 +1,10 @@
 """The local mirror of each trade platform: what back-office lists read instead of the server.
 
-Rows are written only by :mod:`platforms.mirror.snapshots` (full and incremental snapshot runs) and
-are keyed by ``(platform, login)`` / ``(platform, ticket)``. Every row carries
-``last_seen_at``: the stamp of the run that last read it from the server, which is also how a
-full run finds rows that disappeared on the server (and how "data as of" is shown).
+Rows are written only by snapshot runs (:mod:`platforms.mirror.runs`, through
+:mod:`platforms.mirror.writers`) and are keyed by ``(platform, login)`` /
+``(platform, ticket)``. Every row carries ``last_seen_at``: the stamp of the run that last
+wrote it (a full run writes every row it reads, which is how it finds rows that disappeared on
+the server; other runs skip rows that did not change).
 
 Money is stored as ``float`` (the wire's ``double``): the mirror is a read model of the
 server's own doubles, never a ledger, and float keeps the 2,000,000-row loads cheap.

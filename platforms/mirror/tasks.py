@@ -1,4 +1,5 @@
-"""Celery tasks of the mirror: thin wrappers over the snapshot services, ids and primitives only.
+"""Celery tasks of the mirror: thin wrappers over :mod:`platforms.mirror.runs`, ids and primitives
+only.
 
 Task names keep their original ``platforms.tasks.*`` spelling (beat rows and routes store them);
 ``snapshot_*`` tasks are routed to the ``reporting`` queue (``CELERY_TASK_ROUTES``).
@@ -27,7 +28,7 @@ from platforms.client import TRANSIENT_ERRORS
 def snapshot_platform(self, run_id: int) -> dict:
     """Execute snapshot run ``run_id`` (idempotent: a finished run is not repeated; a failed
     or interrupted one runs again, a history run from its checkpoint)."""
-    from platforms.mirror.snapshots import execute_run
+    from platforms.mirror.runs import execute_run
 
     run = execute_run(run_id, task_id=self.request.id or "")
     return {"run": run_id, "state": run.state if run else "missing"}
@@ -36,7 +37,7 @@ def snapshot_platform(self, run_id: int) -> dict:
 @shared_task(name="platforms.tasks.snapshot_scheduled", acks_late=True, time_limit=120)
 def snapshot_scheduled(platform_id: int, kind: str) -> int | None:
     """Beat entry point: queue a ``kind`` run of the platform unless one is already active."""
-    from platforms.mirror.snapshots import request_run
+    from platforms.mirror.runs import request_run
     from platforms.models import TradePlatform
 
     platform = TradePlatform.objects.filter(pk=platform_id, enabled=True).first()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.db import connection
 
 from platforms.connections import client_for
 from platforms.mirror.models import (
@@ -17,7 +18,7 @@ from platforms.mirror.models import (
     SnapshotRun,
     SnapshotState,
 )
-from platforms.mirror.snapshots import request_run
+from platforms.mirror.runs import request_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,6 +59,21 @@ def mirror_of(platform) -> dict:
         "groups": rows(MirrorGroup, platform, "name"),
         "symbols": rows(MirrorSymbol, platform, "symbol"),
     }
+
+
+def row_versions(platform) -> dict:
+    """What changes whenever a row is written: its ``last_seen_at`` and, on PostgreSQL, the
+    transaction that wrote its current version (``xmin``)."""
+    versions = {}
+    for model, key in ((MirrorAccount, "login"), (MirrorOpenTrade, "ticket"),
+                       (MirrorClosedTrade, "ticket")):
+        table = model._meta.db_table
+        xmin = "xmin::text" if connection.vendor == "postgresql" else "''"
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {key}, last_seen_at, {xmin} FROM {table} "  # noqa: S608
+                           "WHERE platform_id = %s", [platform.pk])
+            versions[table] = {row[0]: row[1:] for row in cursor.fetchall()}
+    return versions
 
 
 def test_full_run_mirrors_every_account_trade_group_and_symbol(mirror_platforms, celery_worker):
@@ -149,6 +165,14 @@ def test_incremental_run_changes_exactly_the_changed_rows(mirror_platforms, mirr
     assert after["closed"][deposit.data.order]["comment"] == "mirror deposit"
     assert (run.rows_deleted, run.rows_inserted) == (2, 3)
 
+    # At once again: the sync's overlap may re-read the same changes; nothing is rewritten.
+    versions = row_versions(mt4)
+    again = snapshot(mt4, "incremental", celery_worker)
+    assert again.state == SnapshotState.SUCCEEDED, again.error
+    assert (again.rows_inserted, again.rows_updated, again.rows_deleted) == (0, 0, 0)
+    assert mirror_of(mt4) == after
+    assert row_versions(mt4) == versions  # not one row touched
+
     # The incremental result is exactly what a full reload gives.
     reload = snapshot(mt4, "full", celery_worker)
     assert reload.state == SnapshotState.SUCCEEDED
@@ -173,6 +197,33 @@ def test_history_run_loads_closed_trades_and_balance_operations(mirror_platforms
 
     again = snapshot(mt4, "history", celery_worker)  # the window overlaps: idempotent
     assert again.state == SnapshotState.SUCCEEDED and again.rows_inserted == 0
+
+
+def test_a_first_history_load_keeps_the_closed_trades_a_sync_already_moved(
+        mirror_platforms, celery_worker):
+    """A first load copies closed trades straight in; one already there (an incremental run
+    moved it over) must neither fail the load nor be duplicated or counted as new."""
+    mt4, _ = mirror_platforms
+    assert snapshot(mt4, "full", celery_worker).state == SnapshotState.SUCCEEDED
+    market = MirrorOpenTrade.objects.filter(platform=mt4, is_pending=False).order_by("ticket")[0]
+    time.sleep(1.1)  # the sync is by whole server seconds
+    client_for(mt4).mt4.trade_transaction({"tradeTransactionType": "BrClose",
+                                           "order": market.ticket, "orderBy": market.login,
+                                           "volume": 0})
+    assert snapshot(mt4, "incremental", celery_worker).state == SnapshotState.SUCCEEDED
+    assert list(MirrorClosedTrade.objects.filter(platform=mt4).values_list("ticket", flat=True)
+                ) == [market.ticket]
+
+    time.sleep(1.1)  # the history window ends at the server second the run starts in
+    run = snapshot(mt4, "history", celery_worker)
+    assert run.state == SnapshotState.SUCCEEDED, run.error
+    server = client_for(mt4).mt4.trades_user_history(market.login)
+    mirrored = MirrorClosedTrade.objects.filter(platform=mt4, login=market.login)
+    assert sorted(t.order for t in server) == sorted(mirrored.values_list("ticket", flat=True))
+    assert market.ticket in {t.order for t in server}
+    closed = MirrorClosedTrade.objects.filter(platform=mt4)
+    assert closed.count() == closed.values("ticket").distinct().count() == run.rows_read
+    assert run.rows_inserted == run.rows_read - 1 and run.rows_updated <= 1
 
 
 def test_mt5_run_mirrors_users_positions_orders_and_deals(mirror_platforms, celery_worker):
