@@ -2,16 +2,20 @@
 
 On PostgreSQL and Redis (``DATABASE_URL`` / ``REDIS_URL``; defaults: a scratch database
 ``dashboard_trade_bench`` on the local server and Redis database 7 on the local Redis), with a
-sandbox and a real Celery worker (``-Q trading -c 4``):
+sandbox and a real Celery worker on the ``trading`` queue with the configured pool and
+concurrency (``CELERY_TRADING_WORKER_POOL`` / ``CELERY_TRADING_WORKER_CONCURRENCY``; defaults
+``threads``, 16):
 
-* ours — N deposits submitted with ``platforms.trading.services.submit`` (a row, an audit
+* ours — N deposits submitted from 4 threads (4 web requests at once) with
+  ``platforms.trading.services.submit`` (a row, an audit
   event, an on-commit enqueue), executed by the worker (claim, TradeTransaction under the
   request id, balance read, confirm, audit); timed from the first submit to the last
   ``confirmed``; per task, submit → confirmed latency from the row's own timestamps;
-* the limit — N ``client.mt4.trade_transaction`` calls from 4 threads (the worker's
-  concurrency), nothing else.
+* the limit — N ``client.mt4.trade_transaction`` calls from 4 threads, nothing else (the
+  median of three rounds: the figure is noisy on a shared machine).
 
-N = 1,000 (``--quick`` → 200). The last line printed is one JSON object.
+N = 1,000 (``--quick`` → 200). The last line printed is one JSON object (``ratio``,
+``tasks_per_s``, ``p50_ms``, ``p99_ms`` …).
 """
 
 from __future__ import annotations
@@ -38,13 +42,15 @@ from bench._common import drop_database, percentile, recreate_database  # noqa: 
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/dashboard_trade_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/7"
-CONCURRENCY = 4
+#: staff submitting at once (web requests), and the direct calls' threads: the same on both sides
+SUBMIT_THREADS = DIRECT_THREADS = 4
+DIRECT_ROUNDS = 3
 LOGINS = list(range(100001, 100201))
 
 
-def start_worker(log: Path) -> subprocess.Popen:
+def start_worker(log: Path, pool: str, concurrency: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-Q", "trading",
-           "-c", str(CONCURRENCY), "--without-gossip", "--without-mingle",
+           "-P", pool, "-c", str(concurrency), "--without-gossip", "--without-mingle",
            "--without-heartbeat", "-n", f"trade-bench-{os.getpid()}@%h", "--loglevel", "INFO"]
     out = open(log, "w")  # noqa: SIM115 - lives as long as the worker
     process = subprocess.Popen(cmd, cwd=ROOT, env=os.environ, stdout=out,
@@ -92,6 +98,11 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
+
+    pool = settings.CELERY_TRADING_WORKER_POOL
+    concurrency = settings.CELERY_TRADING_WORKER_CONCURRENCY
+    print(f"os.cpu_count() = {os.cpu_count()}; worker -P {pool} -c {concurrency}", flush=True)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
@@ -112,10 +123,10 @@ def main() -> None:
         mt4, _ = register_sandbox_platforms(sandbox)
         user = get_user_model().objects.create_superuser("bench", password="bench-pass-1")
         actor = services.Actor(user, "127.0.0.1")
-        worker = start_worker(workdir / "worker.log")
+        worker = start_worker(workdir / "worker.log", pool, concurrency)
 
         # warm-up: tokens, pools and the worker's imports
-        for login in LOGINS[:CONCURRENCY]:
+        for login in LOGINS[:8]:
             services.submit(actor=actor, platform=mt4, kind="deposit", login=login,
                             payload={"amount": "1.00", "comment": "warm"},
                             request_id=uuid.uuid4())
@@ -125,12 +136,15 @@ def main() -> None:
 
         print(f"ours: {count:,} deposits through submit → queue → worker → confirm ...",
               flush=True)
-        started = time.perf_counter()
-        for i in range(count):
+        def submit(i: int) -> None:  # each thread keeps its own database connection
             services.submit(actor=actor, platform=mt4, kind="deposit",
                             login=LOGINS[i % len(LOGINS)],
                             payload={"amount": f"{1 + i % 500}.25", "comment": f"bench {i}"},
                             request_id=uuid.uuid4())
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(SUBMIT_THREADS) as threads:
+            list(threads.map(submit, range(count)))
         submitted_s = time.perf_counter() - started
         while TradeTask.objects.filter(state__in=[TaskState.QUEUED, TaskState.SENT,
                                                   TaskState.OUTCOME_UNKNOWN]).exists():
@@ -139,7 +153,8 @@ def main() -> None:
         states = set(TradeTask.objects.values_list("state", flat=True))
         assert states == {TaskState.CONFIRMED}, states
         latencies = [(done - created).total_seconds() * 1000 for created, done in
-                     TradeTask.objects.values_list("created_at", "finished_at")]
+                     TradeTask.objects.values_list("created_at", "finished_at")
+                     if done is not None]
         ours_rate = count / ours_s
         p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
         print(f"ours: {ours_rate:,.1f} tasks/s ({ours_s:.2f} s; submitting took "
@@ -154,13 +169,16 @@ def main() -> None:
                  "orderBy": LOGINS[i % len(LOGINS)], "price": 1.25, "comment": "direct"},
                 idempotency_key=str(uuid.uuid4()))
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(CONCURRENCY) as pool:
-            list(pool.map(direct, range(count)))
-        direct_s = time.perf_counter() - started
-        direct_rate = count / direct_s
-        print(f"direct TradeTransaction from {CONCURRENCY} threads: {direct_rate:,.1f} calls/s "
-              f"({direct_s:.2f} s)", flush=True)
+        rates = []
+        for _ in range(DIRECT_ROUNDS):
+            started = time.perf_counter()
+            with ThreadPoolExecutor(DIRECT_THREADS) as threads:
+                list(threads.map(direct, range(count)))
+            rates.append(count / (time.perf_counter() - started))
+        direct_rate = statistics.median(rates)
+        print(f"direct TradeTransaction from {DIRECT_THREADS} threads: median "
+              f"{direct_rate:,.1f} calls/s (rounds: "
+              f"{', '.join(f'{r:,.0f}' for r in rates)})", flush=True)
     finally:
         if worker is not None:
             stop_worker(worker)
@@ -173,12 +191,14 @@ def main() -> None:
 
     print(json.dumps({
         "ratio": round(ours_rate / direct_rate, 4),
-        "rows_per_s": round(ours_rate, 1),
+        "tasks_per_s": round(ours_rate, 1),
         "p50_ms": round(p50, 1),
         "p99_ms": round(p99, 1),
         "direct_calls_per_s": round(direct_rate, 1),
         "count": count,
-        "concurrency": CONCURRENCY,
+        "pool": pool,
+        "concurrency": concurrency,
+        "cpu_count": os.cpu_count(),
     }))
 
 

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from platforms.coverage.services import register_sandbox_coverage_accounts
 from platforms.sandbox.process import SandboxInfo, start_sandbox
 from platforms.services import register_sandbox_platforms
 
@@ -29,6 +30,9 @@ class DemoOptions:
     port: int = 8000
     sandbox_port: int = 8100
     sidecar_port: int = 8101
+    #: The LP bridge's port; None = the sidecar's + 1 (8102), or a free one when the
+    #: sidecar's is picked freely (0), so parallel demos and tests never collide.
+    bridge_port: int | None = None
     users: int = 2000
     beat: bool = True
 
@@ -38,6 +42,12 @@ class Child:
     name: str
     process: subprocess.Popen
     log: Path
+
+
+def _bridge_port(options: DemoOptions) -> int:
+    if options.bridge_port is not None:
+        return options.bridge_port
+    return options.sidecar_port + 1 if options.sidecar_port else 0
 
 
 def ensure_demo_login() -> tuple[str, str]:
@@ -105,16 +115,25 @@ def run(options: DemoOptions, say: Callable[[str], None]) -> int:
         sandbox = start_sandbox(
             "--users", str(options.users), "--seed", "1",
             port=options.sandbox_port, sidecar_port=options.sidecar_port,
-            workdir=log_dir,
+            bridge_port=_bridge_port(options), workdir=log_dir,
         )
-        register_sandbox_platforms(sandbox)
+        platforms = register_sandbox_platforms(sandbox)
+        coverage = register_sandbox_coverage_accounts(sandbox, platforms)
         children.append(_spawn("web", [
             "-m", "uvicorn", "dashboard.asgi:application",
             "--host", options.host, "--port", str(options.port), "--no-access-log",
         ], log_dir))
+        other_queues = [q for q in settings.CELERY_WORKER_QUEUES if q != "trading"]
         children.append(_spawn("worker", [
             "-m", "celery", "-A", "dashboard", "worker", "-l", "info",
-            "-Q", ",".join(settings.CELERY_WORKER_QUEUES), "-c", "2",
+            "-Q", ",".join(other_queues), "-c", "2", "-n", "worker@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ], log_dir))
+        # trading is I/O-bound: its own worker, a thread pool (settings CELERY_TRADING_WORKER_*)
+        children.append(_spawn("trading-worker", [
+            "-m", "celery", "-A", "dashboard", "worker", "-l", "info", "-Q", "trading",
+            "-P", settings.CELERY_TRADING_WORKER_POOL,
+            "-c", str(settings.CELERY_TRADING_WORKER_CONCURRENCY), "-n", "trading@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ], log_dir))
         if settings.REALTIME_BRIDGE == "external":  # with Redis: the bridge is its own process
@@ -130,6 +149,8 @@ def run(options: DemoOptions, say: Callable[[str], None]) -> int:
             f"  log in as: {username} / {password}\n"
             f"  sandbox WebAPI: {sandbox.base_url} (sidecar {sandbox.sidecar_url}), "
             f"client {sandbox.client_id}\n"
+            f"  LP bridge: {sandbox.bridge_url} ({len(coverage)} coverage accounts on "
+            f"{sandbox.bridge_server})\n"
             f"  logs: {log_dir}\n"
             "Press Ctrl-C to stop.\n"
         )

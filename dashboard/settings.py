@@ -184,6 +184,16 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves it for the next worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes the database connection before and after every task unless this
+# is set: a fresh PostgreSQL connection (a server process) per task. Workers instead recycle
+# connections Django's way (`dashboard.celery`: CONN_MAX_AGE and health checks per task).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1_000_000)
+# The `trading` queue is I/O-bound (one platform call and a few small queries per task): a
+# thread pool serves it with far less CPU per task than forked processes, and more tasks can
+# wait on the platform at once. Used for the trading worker by `manage.py demo` and the bench;
+# other queues keep Celery's default (prefork) pool.
+CELERY_TRADING_WORKER_POOL = env.str("CELERY_TRADING_WORKER_POOL", default="threads")
+CELERY_TRADING_WORKER_CONCURRENCY = env.int("CELERY_TRADING_WORKER_CONCURRENCY", default=16)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "platforms.tasks.snapshot_*": {"queue": "reporting"},
@@ -193,6 +203,7 @@ CELERY_TASK_ROUTES = {
     "platforms.tasks.reconcile_*": {"queue": "trading"},
     "platforms.tasks.refresh_quotes*": {"queue": "quotes"},
     "platforms.trading.tasks.*": {"queue": "trading"},
+    "platforms.coverage.tasks.*": {"queue": "reporting"},
     "platforms.server_tasks.*": {"queue": "reporting"},
 }
 CELERY_WORKER_QUEUES = ["default", "trading", "reporting", "quotes"]

@@ -18,6 +18,8 @@ from django.http import QueryDict
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from platforms.access.scope import PERSONAL_FIELDS
+
 PAGE_SIZES = (25, 50, 100, 250, 500)
 
 
@@ -26,7 +28,11 @@ class Column:
     name: str
     label: str
     kind: str = "text"  # text, money, level, lots, price, int, bool, date, datetime, link
-    personal: bool = False
+
+    @property
+    def personal(self) -> bool:
+        """Shown only with ``view_personal_data`` (the gate's list of personal fields)."""
+        return self.name in PERSONAL_FIELDS
 
     @property
     def numeric(self) -> bool:
@@ -228,8 +234,7 @@ ACCOUNTS = ListSpec(
         Column("read_only", "Read-only", "bool"),
         Column("registered_at", "Registered", "date"),
         Column("last_access_at", "Last access", "datetime"),
-        Column("email", "Email", personal=True), Column("phone", "Phone", personal=True),
-        Column("last_ip", "Last IP", personal=True),
+        Column("email", "Email"), Column("phone", "Phone"), Column("last_ip", "Last IP"),
     ),
     default_sort="login", row_key="login", live_attr="data-live-account",
     empty_text="No account matches these filters.", live_key="account",

@@ -2,7 +2,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard.views import accounts, live, market, mirror, overview, server, trades, trading
+from dashboard.views import (
+    accounts,
+    coverage,
+    live,
+    market,
+    mirror,
+    overview,
+    server,
+    trades,
+    trading,
+)
 
 dashboard_patterns = [
     path("", overview.overview, name="overview"),
@@ -30,6 +40,13 @@ dashboard_patterns = [
     path("platforms/<int:pk>/margins/", live.margins, name="platform-margins"),
     path("platforms/<int:pk>/margins/<int:login>/alert/", live.margin_alert,
          name="margin-alert"),
+    # --- coverage (net exposure)
+    path("exposure/", coverage.exposure_page, name="exposure"),
+    path("exposure/export.csv", coverage.exposure_export, name="exposure-export"),
+    path("platforms/<int:pk>/exposure/", coverage.exposure_page, name="platform-exposure"),
+    path("platforms/<int:pk>/exposure/export.csv", coverage.exposure_export,
+         name="platform-exposure-export"),
+    path("platforms/<int:pk>/exposure/hedge/<str:action>/", coverage.hedge, name="hedge"),
     # --- mirror
     path("platforms/<int:pk>/snapshots/", mirror.snapshot_page, name="snapshots"),
     path("platforms/<int:pk>/snapshots/run/", mirror.snapshot_run_now, name="snapshot-run"),

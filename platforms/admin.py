@@ -8,6 +8,7 @@ from django.forms.models import model_to_dict
 from platforms import audit
 from platforms.access.models import PlatformAccess
 from platforms.connections import check_connection
+from platforms.coverage import admin as _coverage_admin  # noqa: F401 - registers its admin
 from platforms.forms import TradePlatformForm
 from platforms.mirror.models import SnapshotRun
 from platforms.models import AuditEvent, TradePlatform
@@ -166,7 +167,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 def _queue_snapshots(modeladmin, request, platforms, kind_of) -> None:
-    from platforms.mirror.snapshots import request_run
+    from platforms.mirror.runs import request_run
 
     for platform in platforms:
         run, created = request_run(platform, kind_of(platform), user=request.user,

@@ -40,7 +40,7 @@ def _forbidden(request, exc: PermissionDenied) -> HttpResponse:
 
 
 def _kind_or_404(kind: str) -> str:
-    if kind not in ops.OPERATIONS:
+    if kind not in ops.OPERATIONS or kind in ops.COVERAGE_KINDS:  # hedges: the exposure page
         raise Http404("No such operation")
     return kind
 

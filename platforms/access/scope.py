@@ -26,11 +26,12 @@ from platforms.models import TradePlatform
 #: an overflow inside the database driver.
 MAX_ID = 2**63 - 1
 
-#: Fields of an account that identify or locate a person: shown, exported and streamed only to
-#: users with ``view_personal_data``. Names as the mirror stores them and as the wire spells them.
+#: Fields of an account that reach or locate a person (email, phone, address, IP — what the
+#: ``view_personal_data`` permission names): shown, exported and streamed only with it. Names as
+#: the mirror stores them and as the wire spells them.
 PERSONAL_FIELDS = frozenset({
-    "email", "phone", "address", "city", "state", "zip_code", "zipcode", "country", "last_ip",
-    "ip", "lastIp", "id_number", "idNumber", "mqid", "phone_password", "phonePassword",
+    "email", "e_mail", "eMail", "phone", "address", "city", "state", "zip_code", "zipcode",
+    "last_ip", "lastIp", "ip", "id_number", "idNumber", "phone_password", "phonePassword",
 })
 
 

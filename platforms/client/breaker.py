@@ -92,7 +92,10 @@ class PlatformBreaker:
         storage: pybreaker.CircuitBreakerStorage | None = None,
         redis_url: str | None = None,
         listeners: list[StateListener] | None = None,
+        is_failure: Callable[[BaseException], bool] = counts_as_failure,
     ) -> None:
+        """``is_failure`` says which exceptions mean "unreachable" (another API's client,
+        such as the coverage bridge client, brings its own)."""
         self.platform_id = platform_id
         self.listeners: list[StateListener] = list(listeners or [])
         if storage is None and redis_url:
@@ -106,7 +109,7 @@ class PlatformBreaker:
         self._cb = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout,
-            exclude=[lambda exc: not counts_as_failure(exc)],
+            exclude=[lambda exc: not is_failure(exc)],
             listeners=[_Relay(self)],
             state_storage=storage,
             name=platform_id,

@@ -7,6 +7,7 @@ domain's models with the one ``platforms`` app (table names and migrations stay 
 
 # Django's registry: every domain's models, imported once so the app registers them.
 from platforms.access import models as _access_models  # noqa: F401
+from platforms.coverage import models as _coverage_models  # noqa: F401
 from platforms.live import models as _live_models  # noqa: F401
 from platforms.mirror import models as _mirror_models  # noqa: F401
 from platforms.models.platform import (

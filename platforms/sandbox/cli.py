@@ -21,6 +21,9 @@ from starlette.applications import Starlette
 
 from . import MT4_PLATFORM_ID, MT5_PLATFORM_ID
 from .app import Config, Recorder, Sandbox, build_routes
+from .bridge import BASE_PATH, DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_SERVER, Bridge
+from .bridge import faults as bridge_faults
+from .bridge.app import build_bridge_app
 from .control import build_control
 from .faults import FaultError, parse_spec
 
@@ -68,6 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep every request/response for GET /_sandbox/exchanges",
     )
     p.add_argument("--ready-file", default=None, help="write connection info JSON here when ready")
+    bridge = p.add_argument_group("LP terminal bridge (coverage accounts, docs/coverage.md)")
+    bridge.add_argument(
+        "--bridge-port", type=int, default=8102, help="bridge API port (0 = free port)"
+    )
+    bridge.add_argument("--bridge-api-key", default=DEFAULT_API_KEY, help="workspace API key")
+    bridge.add_argument(
+        "--bridge-session-ttl", type=float, default=300.0,
+        help="seconds a bridge session lives without a heartbeat (default 300)",
+    )
+    bridge.add_argument(
+        "--bridge-exec-delay", type=float, default=0.2,
+        help="seconds between an order task's submission and its execution (default 0.2)",
+    )
+    bridge.add_argument(
+        "--bridge-fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="OP:error=RateLimited[:retryAfter=2][:times=3][:rate=0.5] | "
+        "OP:error=BridgeUnavailable | OP:latency=0.3 | events:drop (repeatable)",
+    )
     return p
 
 
@@ -101,6 +125,12 @@ def _server(app) -> _Server:
     return _Server(config)
 
 
+def _shown(secret: str) -> str:
+    """Secrets are printed for a person at a terminal only; when the output goes to a file
+    (the demo's and the tests' logs) they are not, and the ready file carries them instead."""
+    return secret if sys.stdout.isatty() else "(not shown: output is not a terminal)"
+
+
 def _write_ready(path: str, info: dict) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +140,9 @@ def _write_ready(path: str, info: dict) -> None:
     os.replace(tmp, target)
 
 
-async def serve(args: argparse.Namespace, faults: list[dict]) -> int:
+async def serve(
+    args: argparse.Namespace, faults: list[dict], bridge_rules: list[dict] | None = None
+) -> int:
     t0 = time.monotonic()
     config = Config(
         host=args.host,
@@ -127,14 +159,22 @@ async def serve(args: argparse.Namespace, faults: list[dict]) -> int:
         mt5_users=args.mt5_users,
     )
     sb = Sandbox(config)
+    bridge = Bridge(
+        sb.market, seed=args.seed, api_key=args.bridge_api_key,
+        session_ttl=args.bridge_session_ttl, exec_delay=args.bridge_exec_delay,
+    )
+    for rule in bridge_rules or []:
+        bridge.faults.add(rule)
     build_s = time.monotonic() - t0
 
     main_sock = _bind(args.host, args.port)
     side_sock = _bind(args.host, args.sidecar_port)
+    bridge_sock = _bind(args.host, args.bridge_port)
     main_port = main_sock.getsockname()[1]
     side_port = side_sock.getsockname()[1]
     sb.base_url = f"http://{args.host}:{main_port}"
     sb.sidecar_url = f"http://{args.host}:{side_port}"
+    bridge_root = f"http://{args.host}:{bridge_sock.getsockname()[1]}"
 
     main_app = Recorder(Starlette(routes=build_control(sb) + build_routes(sb, "main")), sb, "main")
     side_app = Recorder(Starlette(routes=build_routes(sb, "sidecar")), sb, "sidecar")
@@ -143,6 +183,8 @@ async def serve(args: argparse.Namespace, faults: list[dict]) -> int:
     main_task = asyncio.create_task(main_server.serve(sockets=[main_sock]))
     side: dict = {"server": _server(side_app)}
     side["task"] = asyncio.create_task(side["server"].serve(sockets=[side_sock]))
+    bridge_server = _server(build_bridge_app(bridge))
+    bridge_task = asyncio.create_task(bridge_server.serve(sockets=[bridge_sock]))
     lock = asyncio.Lock()
 
     async def sidecar_control(up: bool) -> None:
@@ -165,8 +207,8 @@ async def serve(args: argparse.Namespace, faults: list[dict]) -> int:
 
     sb.sidecar_control = sidecar_control
 
-    while not (main_server.started and side["server"].started):
-        if main_task.done() or side["task"].done():
+    while not (main_server.started and side["server"].started and bridge_server.started):
+        if main_task.done() or side["task"].done() or bridge_task.done():
             print("sandbox: a listener failed to start", file=sys.stderr)
             return 1
         await asyncio.sleep(0.01)
@@ -179,6 +221,12 @@ async def serve(args: argparse.Namespace, faults: list[dict]) -> int:
         "client_secret": args.client_secret,
         "platforms": {"MT4": MT4_PLATFORM_ID, "MT5": MT5_PLATFORM_ID},
         "control_url": f"{sb.base_url}/_sandbox",
+        "bridge_url": f"{bridge_root}{BASE_PATH}",
+        "bridge_control_url": f"{bridge_root}/_sandbox/bridge",
+        "bridge_api_key": args.bridge_api_key,
+        "bridge_server": DEFAULT_SERVER,
+        "bridge_logins": sorted(bridge.lp.accounts),
+        "bridge_password": DEFAULT_PASSWORD,
     }
     print(
         f"Sandbox CPlugin WebAPI v2 ready in {time.monotonic() - t0:.2f}s "
@@ -189,11 +237,18 @@ async def serve(args: argparse.Namespace, faults: list[dict]) -> int:
     print(f"  sidecar URL   {sb.sidecar_url}")
     print(f"  authority     {sb.base_url}  (token endpoint {sb.base_url}/connect/token)")
     print(f"  client id     {args.client_id}")
-    print(f"  client secret {args.client_secret}")
+    print(f"  client secret {_shown(args.client_secret)}")
     print(f"  MT4 platform  {MT4_PLATFORM_ID}")
     print(f"  MT5 platform  {MT5_PLATFORM_ID}")
     print(
         f"  control API   {sb.base_url}/_sandbox  (tick rate {args.tick_rate}/s, seed {args.seed})"
+    )
+    logins = sorted(bridge.lp.accounts)
+    print(f"  LP bridge     {bridge_root}{BASE_PATH}  (control {bridge_root}/_sandbox/bridge)")
+    print(f"  bridge key    {_shown(args.bridge_api_key)}")
+    print(
+        f"  coverage      server {DEFAULT_SERVER}, logins {logins[0]}-{logins[-1]}, "
+        f"terminal password {_shown(DEFAULT_PASSWORD)}"
     )
     sys.stdout.flush()
     if args.ready_file:
@@ -216,7 +271,8 @@ async def serve(args: argparse.Namespace, faults: list[dict]) -> int:
         tick_task.cancel()
     main_server.should_exit = True
     side["server"].should_exit = True
-    await asyncio.gather(main_task, side["task"], return_exceptions=True)
+    bridge_server.should_exit = True
+    await asyncio.gather(main_task, side["task"], bridge_task, return_exceptions=True)
     print("sandbox: stopped")
     return 0
 
@@ -230,12 +286,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--tick-rate must be >= 0")
     if args.token_lifetime < 1:
         parser.error("--token-lifetime must be >= 1")
+    if args.bridge_session_ttl <= 0 or args.bridge_exec_delay < 0:
+        parser.error("--bridge-session-ttl must be > 0 and --bridge-exec-delay >= 0")
     try:
         faults = [parse_spec(spec) for spec in args.fault]
+        bridge_rules = [bridge_faults.parse_spec(spec) for spec in args.bridge_fault]
     except FaultError as exc:
         parser.error(str(exc))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     try:
-        return asyncio.run(serve(args, faults))
+        return asyncio.run(serve(args, faults, bridge_rules))
     except KeyboardInterrupt:
         return 0

@@ -25,6 +25,22 @@ class FaultError(ValueError):
     pass
 
 
+def check_numbers(data: dict, out: dict, bounds: tuple[tuple[str, float, float], ...]) -> None:
+    """Copy the bounded numbers of ``bounds`` and a positive ``times`` from ``data`` to ``out``
+    (shared by every port's fault rules), raising :class:`FaultError` on a bad value."""
+    for key, lo, hi in bounds:
+        if data.get(key) is not None:
+            v = data[key]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+                raise FaultError(f"'{key}' must be a number in [{lo}, {hi}]")
+            out[key] = float(v)
+    if data.get("times") is not None:
+        v = data["times"]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise FaultError("'times' must be a positive integer")
+        out["times"] = v
+
+
 @dataclass
 class Rule:
     id: int
@@ -87,17 +103,7 @@ def validate_rule(data: Any) -> dict[str, Any]:
             if not isinstance(data[flag], bool):
                 raise FaultError(f"'{flag}' must be a boolean")
             out[flag] = data[flag]
-    for key, lo, hi in (("latency", 0.0, 600.0), ("rate", 0.0, 1.0)):
-        if data.get(key) is not None:
-            v = data[key]
-            if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-                raise FaultError(f"'{key}' must be a number in [{lo}, {hi}]")
-            out[key] = float(v)
-    if data.get("times") is not None:
-        v = data["times"]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise FaultError("'times' must be a positive integer")
-        out["times"] = v
+    check_numbers(data, out, (("latency", 0.0, 600.0), ("rate", 0.0, 1.0)))
     if data.get("port") is not None:
         if data["port"] not in PORTS:
             raise FaultError("'port' must be main, sidecar or any")

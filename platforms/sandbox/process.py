@@ -34,6 +34,13 @@ class SandboxInfo:
     mt5_id: str
     control_url: str
     process: subprocess.Popen = field(repr=False)
+    #: The LP terminal bridge (coverage accounts): base URL ``…/mt4/client`` and its controls.
+    bridge_url: str = ""
+    bridge_control_url: str = ""
+    bridge_api_key: str = field(default="", repr=False)
+    bridge_server: str = ""
+    bridge_logins: list[int] = field(default_factory=list)
+    bridge_password: str = field(default="", repr=False)
 
     def control(self, method: str, path: str, **kwargs) -> httpx.Response:
         """Call the loopback-only control API (``/_sandbox/...``) and insist it succeeded."""
@@ -43,6 +50,12 @@ class SandboxInfo:
 
     def clear_faults(self) -> None:
         self.control("DELETE", "/faults")
+
+    def bridge_control(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """Call the bridge port's loopback control API (``/_sandbox/bridge/...``)."""
+        response = httpx.request(method, f"{self.bridge_control_url}{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -56,9 +69,10 @@ class SandboxInfo:
 
 def start_sandbox(
     *args: str, timeout: float = 60.0, port: int = 0, sidecar_port: int = 0,
-    workdir: Path | None = None,
+    bridge_port: int = 0, workdir: Path | None = None,
 ) -> SandboxInfo:
-    """Run ``python -m platforms.sandbox --port P --sidecar-port S ...`` and wait until ready.
+    """Run ``python -m platforms.sandbox --port P --sidecar-port S --bridge-port B ...`` and
+    wait until ready.
 
     Port 0 picks a free port. The process's output goes to ``sandbox.log`` beside the ready
     file in ``workdir`` (a new temporary folder by default).
@@ -74,6 +88,8 @@ def start_sandbox(
         str(port),
         "--sidecar-port",
         str(sidecar_port),
+        "--bridge-port",
+        str(bridge_port),
         "--ready-file",
         str(ready),
         *args,
@@ -104,4 +120,10 @@ def start_sandbox(
         mt5_id=info["platforms"]["MT5"],
         control_url=info["control_url"],
         process=process,
+        bridge_url=info["bridge_url"],
+        bridge_control_url=info["bridge_control_url"],
+        bridge_api_key=info["bridge_api_key"],
+        bridge_server=info["bridge_server"],
+        bridge_logins=info["bridge_logins"],
+        bridge_password=info["bridge_password"],
     )

@@ -58,6 +58,10 @@ class TaskKind(models.TextChoices):
     MODIFY_ORDER = "modify_order", "Modify SL / TP / price"
     CLOSE_ORDER = "close_order", "Close order"
     DELETE_PENDING = "delete_pending", "Delete pending order"
+    # coverage hedges at an LP (operate_trades; platforms.coverage.hedging)
+    COVERAGE_OPEN = "coverage_open", "Coverage: open hedge"
+    COVERAGE_MODIFY = "coverage_modify", "Coverage: modify queued hedge"
+    COVERAGE_CLOSE = "coverage_close", "Coverage: close hedge"
     # accounts (edit_accounts)
     CREATE_ACCOUNT = "create_account", "Create account"
     EDIT_PROFILE = "edit_profile", "Edit profile"

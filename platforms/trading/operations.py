@@ -57,6 +57,10 @@ OPERATIONS: dict[str, OperationSpec] = {
         _spec(K.MODIFY_ORDER, TRADES, idempotent=True),
         _spec(K.CLOSE_ORDER, TRADES),
         _spec(K.DELETE_PENDING, TRADES, idempotent=True),
+        # a hedge's x-request-id makes every resend a replay (the bridge's contract)
+        _spec(K.COVERAGE_OPEN, TRADES, mt5=True, idempotent=True),
+        _spec(K.COVERAGE_MODIFY, TRADES, mt5=True, idempotent=True),
+        _spec(K.COVERAGE_CLOSE, TRADES, mt5=True, idempotent=True),
         _spec(K.CREATE_ACCOUNT, ACCOUNTS),
         _spec(K.EDIT_PROFILE, ACCOUNTS, mt5=True, idempotent=True),
         _spec(K.CHANGE_GROUP, ACCOUNTS, mt5=True, idempotent=True),
@@ -72,6 +76,10 @@ OPERATIONS: dict[str, OperationSpec] = {
         _spec(K.BULK_DISABLE, ACCOUNTS, bulk=True, idempotent=True),
     ]
 }
+
+#: hedge kinds → the action of ``platforms.coverage.hedging.HedgeRequest``
+COVERAGE_KINDS = {K.COVERAGE_OPEN: "open", K.COVERAGE_MODIFY: "modify",
+                  K.COVERAGE_CLOSE: "close"}
 
 #: signed direction and MT4 trade command of each money kind
 MONEY_KINDS = {
@@ -134,7 +142,8 @@ def account_actions(user, platform_kind: str) -> dict[str, list[tuple[str, str]]
     """
     actions: dict[str, list[tuple[str, str]]] = {}
     for kind, spec in OPERATIONS.items():
-        if spec.bulk or kind == TaskKind.CREATE_ACCOUNT or kind in ORDER_KINDS:
+        if (spec.bulk or kind == TaskKind.CREATE_ACCOUNT or kind in ORDER_KINDS
+                or kind in COVERAGE_KINDS):  # hedges start from the exposure page
             continue
         if available_on(kind, platform_kind) and user.has_perm(f"platforms.{spec.permission}"):
             actions.setdefault(spec.category, []).append((kind, TaskKind(kind).label))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -217,9 +218,8 @@ def submit(
     if not ops.available_on(kind, platform.kind):
         raise OperationRefused(f"{TaskKind(kind).label} is not available for {platform.kind}.")
     digest = fingerprint(platform, login, kind, payload)
-    with transaction.atomic():
-        submission = _create_or_get(actor, platform, kind, login, payload, request_id, digest,
-                                    secret, preview)
+    submission = _create_or_get(actor, platform, kind, login, payload, request_id, digest,
+                                secret, preview)
     if submission.task.fingerprint != digest:
         existing = submission.task
         audit.record(
@@ -246,9 +246,15 @@ def _create_or_get(actor, platform, kind, login, payload, request_id, digest, se
         queued_at=None if approval else timezone.now(),
         requested_by=actor.user, requested_ip=actor.ip,
     )
+    # The row, its audit event and the enqueue (on commit) are one transaction that starts with
+    # the INSERT, so a duplicate key rolls back everything without a savepoint around it.
     try:
         with transaction.atomic():
             task.save()
+            _audit(task, f"trade_task.{kind}", task.state, actor=actor, before=preview or {},
+                   detail="submitted")
+            if task.state == TaskState.QUEUED:
+                _enqueue_execute(task.pk)
     except IntegrityError:
         # a double click racing this one created it first (or, once in 2**48, a tag collision)
         existing = TradeTask.objects.filter(request_id=request_id).first()
@@ -257,10 +263,6 @@ def _create_or_get(actor, platform, kind, login, payload, request_id, digest, se
                 "This request could not be registered; reload the form and try again."
             ) from None
         return Submission(existing, False)
-    _audit(task, f"trade_task.{kind}", task.state, actor=actor, before=preview or {},
-           detail="submitted")
-    if task.state == TaskState.QUEUED:
-        _enqueue_execute(task.pk)
     return Submission(task, True)
 
 
@@ -465,12 +467,63 @@ def _transition(task: TradeTask, state: str, *, from_states, **fields) -> bool:
 OPEN_STATES = (TaskState.SENT, TaskState.OUTCOME_UNKNOWN)
 
 
+@dataclass
+class _BalanceBatch:
+    logins: set[int] = field(default_factory=set)
+    users: dict[int, Any] = field(default_factory=dict)
+    done: bool = False
+
+
+class BalanceReads:
+    """The balance read after a confirmed money task, shared by the tasks that confirm together.
+
+    The write's answer does not carry the new balance, so each money task reads the account
+    once it is confirmed. In a thread-pool worker many tasks confirm at once: instead of one
+    read each, one ``UserRecordsRequest`` per platform is in flight at a time and the tasks
+    that confirm meanwhile join the next one (group commit). A lone task reads at once, so
+    nothing waits that would not have waited anyway. Every read starts after the answers of
+    the tasks it serves, so the balance it reports includes their operations.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._open: dict[int, _BalanceBatch] = {}  # per platform: the batch taking logins
+        self._busy: set[int] = set()  # platforms with a read in flight
+
+    def user(self, platform_pk: int, client, login: int):
+        """The account record read after this call began, or None when the read failed."""
+        with self._changed:
+            batch = self._open.setdefault(platform_pk, _BalanceBatch())
+            batch.logins.add(login)
+            while not batch.done:
+                if platform_pk not in self._busy and self._open.get(platform_pk) is batch:
+                    del self._open[platform_pk]
+                    self._busy.add(platform_pk)
+                    break
+                self._changed.wait()
+            else:
+                return batch.users.get(login)
+        users: dict[int, Any] = {}
+        try:
+            users = {u.login: u for u in client.mt4.user_records_request(sorted(batch.logins))}
+        except ManagerApiError as exc:
+            log.warning("balance read after confirmation failed: %s", exc.code)
+        finally:
+            with self._changed:
+                batch.users, batch.done = users, True
+                self._busy.discard(platform_pk)
+                self._changed.notify_all()
+        return users.get(login)
+
+
+balance_reads = BalanceReads()
+
+
 def _balance_after(task: TradeTask, client) -> Decimal | None:
-    if task.kind not in ops.MONEY_KINDS:
+    if task.kind not in ops.MONEY_KINDS or task.login is None:
         return None
-    try:
-        user = client.mt4.user_record_get(task.login)
-    except ManagerApiError:
+    user = balance_reads.user(task.platform_id, client, task.login)
+    if user is None:
         return None
     value = user.credit if ops.MONEY_KINDS[task.kind][1] == "Credit" else user.balance
     return Decimal(str(value)).quantize(Decimal("0.01"))
@@ -481,26 +534,28 @@ def _confirm(task: TradeTask, client, answer: dict, activity: str | None, how: s
     result = {**answer, "resolved_by": how}
     if new_balance is not None:
         result["new_balance"] = str(new_balance)
-    if _transition(
-        task, TaskState.CONFIRMED, from_states=OPEN_STATES, result=result,
-        ticket=answer.get("order") or answer.get("ticket") or None,
-        new_balance=new_balance, activity_id=activity or "", resolved_by=how,
-        message="", error_code="", manager_code="",
-    ):
-        after = {"kind": task.kind, **task.payload, **result}
-        _audit(task, f"trade_task.{task.kind}", "confirmed", before=task.preview, after=after,
-               detail=f"attempt {task.attempts}, resolved by {how}")
+    with transaction.atomic():  # one commit for the outcome and its audit row
+        if _transition(
+            task, TaskState.CONFIRMED, from_states=OPEN_STATES, result=result,
+            ticket=answer.get("order") or answer.get("ticket") or None,
+            new_balance=new_balance, activity_id=activity or "", resolved_by=how,
+            message="", error_code="", manager_code="",
+        ):
+            after = {"kind": task.kind, **task.payload, **result}
+            _audit(task, f"trade_task.{task.kind}", "confirmed", before=task.preview,
+                   after=after, detail=f"attempt {task.attempts}, resolved by {how}")
 
 
 def _reject(task: TradeTask, exc: ManagerApiError) -> None:
     message = staff_message(exc)
-    if _transition(
-        task, TaskState.REJECTED, from_states=OPEN_STATES, error_code=exc.code,
-        manager_code=str(exc.manager_code or ""), activity_id=exc.activity_id or "",
-        message=message, result={"error": exc.code, "manager_code": exc.manager_code},
-    ):
-        _audit(task, f"trade_task.{task.kind}", "rejected", before=task.preview,
-               detail=f"{exc.code} {exc.manager_code or ''}: {message}")
+    with transaction.atomic():
+        if _transition(
+            task, TaskState.REJECTED, from_states=OPEN_STATES, error_code=exc.code,
+            manager_code=str(exc.manager_code or ""), activity_id=exc.activity_id or "",
+            message=message, result={"error": exc.code, "manager_code": exc.manager_code},
+        ):
+            _audit(task, f"trade_task.{task.kind}", "rejected", before=task.preview,
+                   detail=f"{exc.code} {exc.manager_code or ''}: {message}")
 
 
 def _unknown(task: TradeTask, exc: Exception) -> None:
@@ -508,14 +563,15 @@ def _unknown(task: TradeTask, exc: Exception) -> None:
     delay = RECONCILE_DELAYS[min(checks, len(RECONCILE_DELAYS) - 1)]
     code = getattr(exc, "code", type(exc).__name__)
     message = staff_message(exc) if isinstance(exc, ManagerApiError) else str(exc)[:500]
-    if _transition(
-        task, TaskState.OUTCOME_UNKNOWN, from_states=OPEN_STATES, error_code=code,
-        activity_id=getattr(exc, "activity_id", None) or "", message=message,
-        next_check_at=timezone.now() + timedelta(seconds=delay),
-    ):
-        _audit(task, f"trade_task.{task.kind}", "outcome_unknown", before=task.preview,
-               detail=f"attempt {task.attempts}: {code}")
-        _enqueue_reconcile(task.pk, delay)
+    with transaction.atomic():  # the reconcile is queued when the state is committed
+        if _transition(
+            task, TaskState.OUTCOME_UNKNOWN, from_states=OPEN_STATES, error_code=code,
+            activity_id=getattr(exc, "activity_id", None) or "", message=message,
+            next_check_at=timezone.now() + timedelta(seconds=delay),
+        ):
+            _audit(task, f"trade_task.{task.kind}", "outcome_unknown", before=task.preview,
+                   detail=f"attempt {task.attempts}: {code}")
+            _enqueue_reconcile(task.pk, delay)
 
 
 def _send(task: TradeTask, client) -> str:
@@ -543,27 +599,28 @@ def execute(task_id: int) -> str:
     Celery retries it; a task that is already ``sent`` is reconciled instead of resent.
     """
     task = TradeTask.objects.select_related("platform", "requested_by").get(pk=task_id)
+    if task.kind in ops.COVERAGE_KINDS:
+        return _execute_hedge(task)
     if task.state in OPEN_STATES:
         return reconcile(task_id)
     if task.state != TaskState.QUEUED:
         return task.state
     client = client_for(task.platform)
+    claim: dict[str, Any] = {}
     if task.wire is None:
         try:
-            wire = _prepare_wire(task, client)
+            claim["wire"] = _prepare_wire(task, client)
         except NOT_SENT_ERRORS:
             raise
         except ManagerApiError as exc:  # e.g. the order no longer exists
             _transition(task, TaskState.SENT, from_states=[TaskState.QUEUED])
             _reject(task, exc)
             return task.state
-        if TradeTask.objects.filter(pk=task.pk, wire__isnull=True).update(wire=wire):
-            task.wire = wire
-        else:
-            task.refresh_from_db(fields=["wire"])  # another worker prepared it first
-    # the state guard makes the claim exclusive, so attempts can be counted here
+    # The state guard makes the claim exclusive, so attempts can be counted here, and the wire
+    # body is stored by the same UPDATE: only the worker that sends decides it, and every later
+    # attempt (a retry after "nothing sent", a reconcile) reuses the stored body.
     if not _transition(task, TaskState.SENT, from_states=[TaskState.QUEUED],
-                       sent_at=timezone.now(), attempts=task.attempts + 1):
+                       sent_at=timezone.now(), attempts=task.attempts + 1, **claim):
         return TradeTask.objects.get(pk=task_id).state  # another worker claimed it
     try:
         return _send(task, client)
@@ -571,6 +628,52 @@ def execute(task_id: int) -> str:
         _transition(task, TaskState.QUEUED, from_states=[TaskState.SENT],
                     error_code=exc.code, message=staff_message(exc))
         raise
+
+
+class HedgePending(Exception):
+    """The LP has not named the hedge's outcome yet (still queued, or no answer)."""
+
+
+def _execute_hedge(task: TradeTask) -> str:
+    """A coverage hedge: sent to the LP's bridge by ``platforms.coverage.hedging`` under the
+    task's request id as ``x-request-id``. Every resend is a replay by the wire's contract
+    (same id, same body: the same bridge task, its current state), so executing and
+    reconciling are the same move; an outcome still open is reconciled later, never resent
+    under a new id."""
+    from platforms.coverage.hedging import run_hedge
+
+    if task.state == TaskState.QUEUED:
+        if not _transition(task, TaskState.SENT, from_states=[TaskState.QUEUED],
+                           sent_at=timezone.now(), attempts=task.attempts + 1,
+                           wire={"op": "bridge", "payload": task.payload}):
+            return TradeTask.objects.get(pk=task.pk).state  # another worker claimed it
+    elif task.state in OPEN_STATES:
+        TradeTask.objects.filter(pk=task.pk).update(attempts=F("attempts") + 1)
+        task.refresh_from_db(fields=["attempts"])
+    else:
+        return task.state
+    outcome = run_hedge(task.payload, str(task.request_id))
+    bridge = outcome.task
+    if outcome.status == "executed" and bridge is not None:
+        answer = {"bridge_task_id": bridge.task_id, "ticket": bridge.ticket,
+                  "fill_price": bridge.fill_price, "profit": bridge.profit,
+                  "sends": outcome.sends}
+        _confirm(task, None, answer, bridge.task_id, "answer" if task.attempts <= 1 else "replay")
+    elif outcome.status == "rejected" or (bridge is None and outcome.refused):
+        code = (bridge.error.code if bridge is not None and bridge.error else
+                (outcome.errors[-1] if outcome.errors else "Rejected"))
+        message = (bridge.error.message if bridge is not None and bridge.error else
+                   outcome.error)[:500]
+        with transaction.atomic():
+            if _transition(task, TaskState.REJECTED, from_states=OPEN_STATES, error_code=code,
+                           message=message, result={"error": code, "sends": outcome.sends,
+                                                    "bridge_task_id": getattr(bridge, "task_id",
+                                                                              "")}):
+                _audit(task, f"trade_task.{task.kind}", "rejected", before=task.preview,
+                       detail=f"{code}: {message}")
+    else:
+        _unknown(task, HedgePending(outcome.error or f"the LP holds the hedge as {outcome.status}"))
+    return task.state
 
 
 def give_up(task_id: int, exc: BaseException) -> None:
@@ -660,6 +763,8 @@ def reconcile(task_id: int) -> str:
     task = TradeTask.objects.select_related("platform", "requested_by").get(pk=task_id)
     if task.state not in OPEN_STATES:
         return task.state
+    if task.kind in ops.COVERAGE_KINDS:
+        return _execute_hedge(task)
     client = client_for(task.platform)
     try:
         found = probe(task, client)

@@ -88,3 +88,18 @@ def test_control_api_rejects_bad_input(recording) -> None:
     assert r.status_code == 400
     r = httpx.get(f"{recording.control_url}/accounts/1")
     assert r.status_code == 404
+
+
+def test_secrets_never_reach_the_sandbox_log(tmp_path) -> None:
+    """Printed for a person at a terminal only: the log the demo and tests keep has no secret."""
+    info = start_sandbox("--users", "5", "--tick-rate", "0",
+                         "--client-secret", "client-secret-under-test",
+                         "--bridge-api-key", "bridge-key-under-test", workdir=tmp_path)
+    try:
+        assert info.client_secret == "client-secret-under-test" and fetch_token(info)
+    finally:
+        info.stop()
+    log = (tmp_path / "sandbox-ready.log").read_text()
+    assert "client secret" in log and "bridge key" in log  # the lines are there …
+    for secret in ("client-secret-under-test", "bridge-key-under-test", info.bridge_password):
+        assert secret not in log  # … their values are not

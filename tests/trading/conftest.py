@@ -12,14 +12,18 @@ from tests.workers import CeleryWorker, worker_env
 
 @pytest.fixture
 def celery_worker_process(transactional_db, celery_broker, tmp_path):
-    """``celery -A dashboard worker -Q trading -c 2`` as a child process on the test database.
+    """``celery -A dashboard worker -Q trading -P <CELERY_TRADING_WORKER_POOL> -c 4`` (the pool
+    production uses, threads by default) as a child process on the test database.
 
     Needs ``@pytest.mark.django_db(transaction=True)``: the worker is another process and only
     sees committed rows.
     """
+    from django.conf import settings
+
     worker = CeleryWorker(worker_env(celery_broker, DJANGO_LOG_LEVEL="WARNING"),
                           tmp_path / "worker.log", f"trading-test-{os.getpid()}",
-                          queues="trading", pool_args=("-c", "2"))
+                          queues="trading",
+                          pool_args=("-P", settings.CELERY_TRADING_WORKER_POOL, "-c", "4"))
     yield worker
     worker.stop()
 

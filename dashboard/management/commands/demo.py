@@ -14,6 +14,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=defaults.port)
         parser.add_argument("--sandbox-port", type=int, default=defaults.sandbox_port)
         parser.add_argument("--sidecar-port", type=int, default=defaults.sidecar_port)
+        parser.add_argument("--bridge-port", type=int, default=defaults.bridge_port,
+                            help="the LP bridge's port (default: the sidecar's + 1)")
         parser.add_argument("--users", type=int, default=defaults.users)
         parser.add_argument("--no-beat", action="store_true")
 
@@ -24,6 +26,7 @@ class Command(BaseCommand):
                 port=options["port"],
                 sandbox_port=options["sandbox_port"],
                 sidecar_port=options["sidecar_port"],
+                bridge_port=options["bridge_port"],
                 users=options["users"],
                 beat=not options["no_beat"],
             ),
