@@ -380,7 +380,9 @@ def _finish_failed(run: SnapshotRun, exc: BaseException, counts: Counts,
 
 
 def _succeed(run: SnapshotRun, counts: Counts, progress: Progress, **fields: Any) -> None:
-    """Record success (inside the run's write transaction: data and verdict commit together)."""
+    """Record success and release the claim inside the run's write transaction: data, verdict
+    and release commit together, so nobody sees a finished run still holding the platform."""
+    _release(run)
     now = timezone.now()
     SnapshotRun.objects.filter(pk=run.pk).update(
         state=SnapshotState.SUCCEEDED,
