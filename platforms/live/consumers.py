@@ -9,9 +9,10 @@ says what it shows::
      "symbols": {"<pk>": ["EURUSD", ...]}, "alerts": true}
 
 Platforms outside the user's grant are refused (``{"t": "denied", "platforms": [...]}``)
-*before* any group is joined, and account groups are joined only for logins the user's group
-masks allow. Every row and event is checked again at fan-out (an account may change group, a
-grant may change), and personal fields (email, phone…) are stripped unless the user has
+*before* any group is joined. There are no per-account groups: trade and user events travel in
+the platform's batch and each socket picks its own accounts' events. Every row and event is
+checked at fan-out against the user's masks (an account may change group, a grant may change),
+and personal fields (email, phone…) are stripped unless the user has
 ``view_personal_data``. The grant is re-read every ``REALTIME_SCOPE_RECHECK_SECONDS``: a
 narrowed grant is re-applied (``{"t": "denied", ..., "reason": "access revoked"}``), a user who
 lost staff status or every platform is disconnected with close code 4403 and a reason.
