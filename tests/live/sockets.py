@@ -31,15 +31,7 @@ async def next_message(communicator: WebsocketCommunicator, timeout: float) -> d
 
 async def frames(communicator: WebsocketCommunicator, seconds: float) -> list[dict]:
     """Every frame sent within ``seconds``."""
-    out = []
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        message = await next_message(communicator, left)
-        if message is None:
-            break
-        assert message["type"] == "websocket.send", message
-        out.append(json.loads(message["text"]))
-    return out
+    return await frames_until(communicator, lambda _: False, seconds)
 
 
 async def frames_until(

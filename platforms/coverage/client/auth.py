@@ -35,6 +35,34 @@ SESSION_PATH = "bridge_session_path"  # request extension: a path template with 
 SessionFlow = Generator[httpx.Request, httpx.Response, "_Session"]
 
 
+async def _read(response: httpx.Response) -> httpx.Response:
+    await response.aread()
+    return response
+
+
+class _Relay:
+    """Steps a (sync) session flow from an async auth flow, which cannot ``yield from`` it:
+    ``request`` is what to send next, ``send`` hands back the answer, ``result`` is the session
+    once the flow has finished."""
+
+    def __init__(self, flow: SessionFlow) -> None:
+        self._flow = flow
+        self.request: httpx.Request = next(flow)
+        self._result: _Session | None = None
+        self.running = True
+
+    @property
+    def result(self) -> _Session:
+        assert self._result is not None, "the session flow has not finished"
+        return self._result
+
+    def send(self, response: httpx.Response) -> None:
+        try:
+            self.request = self._flow.send(response)
+        except StopIteration as done:
+            self._result, self.running = done.value, False
+
+
 @dataclass(frozen=True)
 class _Session:
     id: str
@@ -197,39 +225,27 @@ class BridgeSessionAuth(httpx.Auth):
         yield request
 
     # ------------------------------------------------------------------ async
-    # An async generator cannot ``yield from``: the session machine is relayed by hand.
+    # An async generator cannot ``yield from``: the session machine is stepped by a _Relay.
     async def async_auth_flow(self, request: httpx.Request):
         session = self._usable()
         if session is None:
             async with self._loop_lock():
                 session = self._usable()
                 if session is None:
-                    flow = self._renew_flow()
-                    sub = next(flow)
-                    while True:
-                        response = yield sub
-                        await response.aread()
-                        try:
-                            sub = flow.send(response)
-                        except StopIteration as done:
-                            session = done.value
-                            break
+                    relay = _Relay(self._renew_flow())
+                    while relay.running:
+                        relay.send(await _read((yield relay.request)))
+                    session = relay.result
         self._stamp(request, session)
         response = yield request
         if response.status_code != 401:
             return
         async with self._loop_lock():
             if self._stale(session):
-                flow = self._open_flow()
-                sub = next(flow)
-                while True:
-                    response = yield sub
-                    await response.aread()
-                    try:
-                        sub = flow.send(response)
-                    except StopIteration as done:
-                        session = done.value
-                        break
+                relay = _Relay(self._open_flow())
+                while relay.running:
+                    relay.send(await _read((yield relay.request)))
+                session = relay.result
             else:
                 session = self._session  # type: ignore[assignment]
         assert session is not None
