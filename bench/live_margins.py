@@ -7,7 +7,7 @@ end-to-end latency (sandbox emission time → client receipt) p50/p99, frames an
 client per second, CPU of the ASGI and bridge processes; and the bytes a naive design would
 send (every upstream event to every client, measured as the hub stream's own bytes).
 The first line gives the machine's cores and load; ``--repeat N`` runs N storms per layer
-and reports each figure's median (3 with ``--quick``, where noise dominates; the per-run p99s
+and reports each figure's median (default 3: one storm's p99 is noisy; the per-run p99s
 are printed too). Last line: one JSON object with ``ratio`` (naive bytes / ours), ``p50_ms``,
 ``p99_ms`` (the worse layer), ``frames_per_client_s`` (a client's frames per second between
 its first and last frame, averaged) and ``max_frames_in_1s`` (the most frames any client got
@@ -359,7 +359,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=None)
     parser.add_argument(
         "--repeat", type=int, default=None,
-        help="storms per layer; figures are their median (default 1, 3 with --quick)",
+        help="storms per layer; figures are their median (default 3)",
     )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -368,7 +368,7 @@ def main() -> int:
         if getattr(args, name) is None:
             setattr(args, name, value)
     if args.repeat is None:
-        args.repeat = 3 if args.quick else 1
+        args.repeat = 3  # a single storm's p99 moves by ±50 ms on a shared 2-core machine
     if args.child:
         print("RESULT " + json.dumps(run_layer(args.child, args)), flush=True)
         return 0

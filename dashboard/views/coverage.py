@@ -2,8 +2,10 @@
 
 Thin: scope and role come from ``platforms.coverage.selectors.exposure_platforms`` (404 for a
 user without the risk/dealer/admin role or outside the platform grant), the figures from
-``exposure_report`` (mirror + cached bridge polls, never the network); stale coverage figures
-are refreshed by a background poll on the ``reporting`` queue.
+``exposure_report`` (mirror + the stream's recent trades + cached bridge reads, never the
+network); stale coverage figures are refreshed by a background poll on the ``reporting`` queue.
+The page re-reads its table partial when the live socket says the exposure changed
+(``platforms.live``: ``exposure_group``), polling only while the socket is down.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def _chart(report: ExposureReport) -> dict:
 @require_GET
 @staff_required
 def exposure_page(request, pk: int | None = None):
-    """Every visible platform together, or platform ``pk``; the table re-polls itself."""
+    """Every visible platform together, or platform ``pk``; the table re-reads itself on the
+    socket's "exposure changed" frames."""
     report = _report(request, pk)
     context = {
         "report": report,

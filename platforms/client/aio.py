@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from . import records as r
-from ._core import ClientCore
+from ._core import BodyBuffer, ClientCore
 from .breaker import PlatformBreaker
 from .config import PlatformConfig, RetryPolicy
 from .operations import (
@@ -67,15 +67,26 @@ class AsyncManagerClient(ClientCore):
     async def _send_once(self, call: PreparedCall) -> Any:
         call.attempts += 1
         with self._mapped_transport_errors(call, call.host, call.op.name):
-            response = await self._http.request(
+            async with self._http.stream(
                 call.method,
                 call.url,
                 params=call.params,
                 headers=call.headers,
                 content=call.content,
                 timeout=self._timeout(call.http_timeout),
-            )
-        return interpret(call, response.status_code, response.headers, response.content)
+            ) as response:
+                content = await self._read_body(response)
+        return interpret(call, response.status_code, response.headers, content)
+
+    @staticmethod
+    async def _read_body(response: httpx.Response) -> bytes | bytearray:
+        """The body, held once even when it is a 160 MB snapshot (see :class:`BodyBuffer`)."""
+        if not BodyBuffer.wanted(response):
+            return await response.aread()
+        body = BodyBuffer(response.headers)
+        async for chunk in response.aiter_bytes():
+            body.add(chunk)
+        return body.body()
 
     async def _attempt(self, call: PreparedCall) -> Any:
         return await self._breaker_of(call).call_async(lambda: self._send_once(call), call.op.name)

@@ -14,6 +14,17 @@ processes) but holds the lock only for the bookkeeping before and after the call
 same code guards a blocking call and an awaited one. While half-open, exactly one probe
 per process is let through; other calls fail fast until it has finished.
 
+The hot path reads no shared state: pybreaker's Redis storage costs a GET before and a GET
+plus a SET after every call, each under the breaker's process-wide lock, which serialised a
+busy worker's calls behind Redis round trips. Each breaker keeps a local view of the shared
+state and failure count, re-read at most every ``refresh_seconds`` (one pipelined round
+trip, by one thread, outside any lock). While the view says "closed" with no failures
+counted, a call is admitted and its success recorded without touching Redis; failures, a
+count to reset, and every open / half-open decision take the authoritative path through
+pybreaker, and refresh the view. So a circuit opened by another process is seen here within
+``refresh_seconds``, and the introspection (:attr:`state`, :attr:`fail_counter`) always
+reads the storage itself.
+
 The registry (:func:`breaker_for`) keeps one breaker per platform id per process, so all
 clients of one platform share it.
 """
@@ -26,7 +37,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pybreaker
 
@@ -93,10 +104,13 @@ class PlatformBreaker:
         redis_url: str | None = None,
         listeners: list[StateListener] | None = None,
         is_failure: Callable[[BaseException], bool] = counts_as_failure,
+        refresh_seconds: float = 0.25,
     ) -> None:
         """``is_failure`` says which exceptions mean "unreachable" (another API's client,
-        such as the coverage bridge client, brings its own)."""
+        such as the coverage bridge client, brings its own). ``refresh_seconds`` bounds how
+        stale the local view of a shared (Redis) state may be; memory state is read directly."""
         self.platform_id = platform_id
+        self._is_failure = is_failure
         self.listeners: list[StateListener] = list(listeners or [])
         if storage is None and redis_url:
             import redis  # imported lazily: only needed for shared state
@@ -117,6 +131,10 @@ class PlatformBreaker:
         )
         self._probe_lock = threading.Lock()
         self._probe_started: float | None = None
+        self._shared = isinstance(self._cb._state_storage, pybreaker.CircuitRedisStorage)
+        self._refresh_seconds = refresh_seconds if self._shared else 0.0
+        self._view_lock = threading.Lock()  # one refresher at a time; others use the last view
+        self._view: tuple[str, int, float] | None = None  # state, fail count, when read
 
     # ------------------------------------------------------------------ introspection
 
@@ -146,47 +164,98 @@ class PlatformBreaker:
     def reset(self) -> None:
         """Close the circuit by hand (admin action)."""
         self._cb.close()
+        self._forget_view()
 
     def trip(self) -> None:
         """Open the circuit by hand (admin action)."""
         self._cb.open()
+        self._forget_view()
 
     # ------------------------------------------------------------------ bookkeeping
 
+    def _read_shared(self) -> tuple[str, int]:
+        """The stored state and failure count, in one round trip when they live in Redis."""
+        storage = self._cb._state_storage
+        if self._shared:
+            shared = cast(pybreaker.CircuitRedisStorage, storage)
+            try:
+                pipe = shared._redis.pipeline(transaction=False)
+                pipe.get(shared._namespace("state"))
+                pipe.get(shared._namespace("fail_counter"))
+                state, fails = pipe.execute()
+            except Exception:  # Redis down: pybreaker's own fallback decides below
+                state = fails = None
+            if state is not None:
+                return state.decode(), int(fails or 0)
+        return storage.state, storage.counter
+
+    def _current_view(self) -> tuple[str, int]:
+        """The local view of (state, failure count), refreshed when older than allowed."""
+        view = self._view
+        if view is not None and time.monotonic() - view[2] < self._refresh_seconds:
+            return view[0], view[1]
+        if not self._view_lock.acquire(blocking=view is None):
+            return view[0], view[1]  # type: ignore[index]  # another thread is refreshing
+        try:
+            state, fails = self._read_shared()
+            self._view = (state, fails, time.monotonic())
+        finally:
+            self._view_lock.release()
+        return state, fails
+
+    def _forget_view(self) -> None:
+        self._view = None
+
     def _before(self, operation: str | None) -> bool:
         """Admit a call or raise CircuitOpen; returns True if the call is the probe."""
-        cb = self._cb
-        with cb._lock:
-            state = cb.state.name
-            if state == pybreaker.STATE_OPEN:
-                wait = self.seconds_until_probe()
-                if wait > 0:
-                    raise CircuitOpen(self.platform_id, wait, operation)
-                cb.half_open()
-                state = pybreaker.STATE_HALF_OPEN
-            if state == pybreaker.STATE_HALF_OPEN:
-                with self._probe_lock:
-                    if self._probe_started is not None and (
-                        time.monotonic() - self._probe_started < 300
-                    ):
-                        raise CircuitOpen(self.platform_id, 0.0, operation)
-                    self._probe_started = time.monotonic()
-                return True
+        if self._current_view()[0] == pybreaker.STATE_CLOSED:
             return False
+        cb = self._cb
+        try:
+            with cb._lock:
+                state = cb.state.name
+                if state == pybreaker.STATE_OPEN:
+                    wait = self.seconds_until_probe()
+                    if wait > 0:
+                        raise CircuitOpen(self.platform_id, wait, operation)
+                    cb.half_open()
+                    state = pybreaker.STATE_HALF_OPEN
+                if state == pybreaker.STATE_HALF_OPEN:
+                    with self._probe_lock:
+                        if self._probe_started is not None and (
+                            time.monotonic() - self._probe_started < 300
+                        ):
+                            raise CircuitOpen(self.platform_id, 0.0, operation)
+                        self._probe_started = time.monotonic()
+                    return True
+                return False
+        finally:
+            self._forget_view()
 
     def _after(self, probe: bool, exc: BaseException | None) -> None:
+        success = exc is None or (isinstance(exc, Exception) and not self._is_failure(exc))
+        view = self._view
+        if (success and not probe and view is not None
+                and view[0] == pybreaker.STATE_CLOSED and view[1] == 0):
+            return  # nothing to record: closed, and no failure count to reset
+        if exc is not None and not isinstance(exc, Exception):
+            # BaseException (cancellation): no verdict on the platform.
+            if probe:
+                with self._probe_lock:
+                    self._probe_started = None
+            return
         cb = self._cb
         try:
             with cb._lock:
                 state = cb.state
-                if exc is None:
+                if success:
                     state._handle_success()
                 elif isinstance(exc, Exception):
                     # pybreaker re-raises on a trip; the caller re-raises the original.
                     with contextlib.suppress(Exception):
                         state._handle_error(exc, reraise=False)
-                # BaseException (cancellation): no verdict on the platform.
         finally:
+            self._forget_view()
             if probe:
                 with self._probe_lock:
                     self._probe_started = None

@@ -246,7 +246,7 @@ def _query_value(value: Any) -> str:
     return str(value)
 
 
-def _query(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+def _query(params: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
     out: list[tuple[str, str]] = []
     for name, value in (params or {}).items():
         if value is None:
@@ -255,7 +255,7 @@ def _query(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
             out.extend((name, _query_value(v)) for v in value)
         else:
             out.append((name, _query_value(value)))
-    return out
+    return tuple(out)  # a tuple: httpx's parameter type is covariant in it, a list is not
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -269,7 +269,7 @@ class PreparedCall:
     platform_id: str
     method: str
     url: str
-    params: list[tuple[str, str]]
+    params: tuple[tuple[str, str], ...]
     headers: dict[str, str]
     content: bytes | None
     deadline: float
@@ -333,7 +333,7 @@ def prepare(
 # --------------------------------------------------------------------------- decoding
 
 
-def _looks_like_json_object(content: bytes) -> bool:
+def _looks_like_json_object(content: bytes | bytearray) -> bool:
     return content[:64].lstrip()[:1] == b"{"
 
 
@@ -342,7 +342,8 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value.strip().lower() if value and value.strip() else None
 
 
-def interpret(call: PreparedCall, status: int, headers: Mapping[str, str], content: bytes) -> Any:
+def interpret(call: PreparedCall, status: int, headers: Mapping[str, str],
+              content: bytes | bytearray) -> Any:
     """Decode one answer into the operation's result, or raise the mapped error."""
     op = call.op
     invalid = WriteInvalidResponse if op.is_write else InvalidResponse

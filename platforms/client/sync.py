@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from . import records as r
-from ._core import ClientCore
+from ._core import BodyBuffer, ClientCore
 from .breaker import PlatformBreaker
 from .config import PlatformConfig, RetryPolicy
 from .operations import (
@@ -66,16 +66,29 @@ class ManagerClient(ClientCore):
     # ------------------------------------------------------------------ send loop
     def _send_once(self, call: PreparedCall) -> Any:
         call.attempts += 1
-        with self._mapped_transport_errors(call, call.host, call.op.name):
-            response = self._http.request(
+        with (
+            self._mapped_transport_errors(call, call.host, call.op.name),
+            self._http.stream(
                 call.method,
                 call.url,
                 params=call.params,
                 headers=call.headers,
                 content=call.content,
                 timeout=self._timeout(call.http_timeout),
-            )
-        return interpret(call, response.status_code, response.headers, response.content)
+            ) as response,
+        ):
+            content = self._read_body(response)
+        return interpret(call, response.status_code, response.headers, content)
+
+    @staticmethod
+    def _read_body(response: httpx.Response) -> bytes | bytearray:
+        """The body, held once even when it is a 160 MB snapshot (see :class:`BodyBuffer`)."""
+        if not BodyBuffer.wanted(response):
+            return response.read()
+        body = BodyBuffer(response.headers)
+        for chunk in response.iter_bytes():
+            body.add(chunk)
+        return body.body()
 
     def _attempt(self, call: PreparedCall) -> Any:
         return self._breaker_of(call).call(lambda: self._send_once(call), call.op.name)

@@ -19,7 +19,9 @@ from django.db.models import Case, F, FloatField, Max, Sum, Value, When
 from django.http import Http404
 from django.utils import timezone
 
+from platforms.access.masks import group_allowed
 from platforms.access.scope import group_masks_for, group_scope_q, is_staff, visible_platforms
+from platforms.coverage import stream_trades
 from platforms.coverage.models import CoverageAccount
 from platforms.mirror.models import MirrorOpenTrade, MirrorState, MirrorSymbol
 from platforms.models import TradePlatform
@@ -44,6 +46,31 @@ def may_view_exposure(user) -> bool:
     if user.is_superuser:
         return True
     return user.groups.filter(name__in=EXPOSURE_ROLES).exists()
+
+
+#: How long the nav's answer is remembered per user (``may_view_exposure_cached``); the
+#: signals in ``coverage.models`` drop it sooner whenever it may have changed.
+NAV_ANSWER_SECONDS = 3600
+
+
+def nav_answer_key(user_pk: int) -> str:
+    return f"coverage:may-view-exposure:{int(user_pk)}"
+
+
+def may_view_exposure_cached(user) -> bool:
+    """:func:`may_view_exposure` for the navigation of every page, from the cache: the nav is
+    on every page and must not add a query to each (list pages hold a query budget). The
+    answer is computed at login, dropped whenever the user, their roles or a role change
+    (``coverage.models`` signals) and after :data:`NAV_ANSWER_SECONDS` anyway; the page
+    itself always asks afresh."""
+    if not is_staff(user) or user.is_superuser:
+        return may_view_exposure(user)
+    key = nav_answer_key(user.pk)
+    answer = cache.get(key)
+    if answer is None:
+        answer = may_view_exposure(user)
+        cache.set(key, answer, NAV_ANSWER_SECONDS)
+    return bool(answer)
 
 
 def exposure_platforms(user, pk: int | None = None) -> list[TradePlatform]:
@@ -150,33 +177,76 @@ def _platform_positions(user, platform: TradePlatform) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def _cached_platform_positions(user, platform: TradePlatform) -> list[dict[str, Any]]:
-    """:func:`_platform_positions`, cached until the mirror's trades change (the key holds the
-    mirror's ``trades_as_of`` and the user's group masks), so a page polled every 2 s does not
-    re-aggregate 300,000 trades each time; with no mirror version yet nothing is cached."""
+def _mirror_version(platform: TradePlatform) -> datetime | None:
     state = MirrorState.objects.filter(platform=platform).only("trades_as_of").first()
-    version = state.trades_as_of if state else None
+    return state.trades_as_of if state else None
+
+
+def _cached_platform_positions(user, platform: TradePlatform, version: datetime | None,
+                               masks: str) -> list[dict[str, Any]]:
+    """:func:`_platform_positions`, cached until the mirror's trades change (the key holds the
+    mirror's ``trades_as_of`` and the user's group masks), so a page re-read on every live
+    update does not re-aggregate 300,000 trades each time; with no mirror version yet nothing
+    is cached."""
     if version is None:
         return _platform_positions(user, platform)
-    raw = repr((platform.pk, version.isoformat(), group_masks_for(user, platform)))
+    raw = repr((platform.pk, version.isoformat(), masks))
     key = "coverage:clients:" + hashlib.sha256(raw.encode()).hexdigest()
     return cache.get_or_set(key, lambda: _platform_positions(user, platform), 600) or []
 
 
+def _into(result: dict[str, dict[str, float]], symbol: str) -> dict[str, float]:
+    return result.setdefault(symbol, {"buy": 0.0, "sell": 0.0, "profit": 0.0, "price": 0.0})
+
+
+def _add_stream_trades(result: dict[str, dict[str, float]], user, platform: TradePlatform,
+                       version: datetime | None, masks: str) -> int:
+    """Replace the mirror's contribution of the orders the stream reported since ``version``
+    with their reported state (``platforms.coverage.stream_trades``), within the user's group
+    masks. Returns how many orders were overlaid (one small query when there are any)."""
+    entries = {order: e for order, e in stream_trades.recent_trades(platform.pk, version).items()
+               if (not masks.strip()) or (e[stream_trades.GROUP]
+                                          and group_allowed(e[stream_trades.GROUP], masks))}
+    if not entries:
+        return 0
+    mirrored = (MirrorOpenTrade.objects.filter(platform=platform, is_pending=False,
+                                               ticket__in=list(entries))
+                .filter(group_scope_q(user, platform))
+                .values_list("symbol", "command", "volume_lots", "profit", "swap", "commission"))
+    for symbol, command, lots, profit, swap, commission in mirrored:
+        into = _into(result, symbol)
+        into["buy" if command == "Buy" else "sell"] -= lots or 0.0
+        into["profit"] -= (profit or 0.0) + (swap or 0.0) + (commission or 0.0)
+    for entry in entries.values():
+        side = entry[stream_trades.SIDE]
+        if not entry[stream_trades.OPEN] or not side:
+            continue
+        into = _into(result, entry[stream_trades.SYMBOL])
+        into["buy" if side > 0 else "sell"] += entry[stream_trades.LOTS]
+        into["profit"] += entry[stream_trades.FLOATING]
+    for row in result.values():  # float dust from subtracting what was added
+        for side in ("buy", "sell"):
+            row[side] = round(row[side], 8)
+    return len(entries)
+
+
 def client_positions(user, platforms: Iterable[TradePlatform]) -> dict[str, dict[str, float]]:
     """Per symbol over the open market trades the user may see on ``platforms``: buy lots,
-    sell lots, floating profit (with swap and commission), a current price. One grouped query
-    per platform (the group masks differ per platform), cached per mirror version."""
+    sell lots, floating profit (with swap and commission), a current price. The mirror (one
+    grouped query per platform, cached per mirror version and group masks) plus the trades
+    the live stream reported since the mirror's version (``stream_trades``)."""
     result: dict[str, dict[str, float]] = {}
     for platform in platforms:
-        for row in _cached_platform_positions(user, platform):
-            into = result.setdefault(row["symbol"], {"buy": 0.0, "sell": 0.0, "profit": 0.0,
-                                                     "price": 0.0})
+        version = _mirror_version(platform)
+        masks = group_masks_for(user, platform)
+        for row in _cached_platform_positions(user, platform, version, masks):
+            into = _into(result, row["symbol"])
             into["buy"] += row["buy"] or 0.0
             into["sell"] += row["sell"] or 0.0
             into["profit"] += (row["profit"] or 0.0) + (row["swap"] or 0.0) \
                 + (row["commission"] or 0.0)
             into["price"] = into["price"] or (row["price"] or 0.0)
+        _add_stream_trades(result, user, platform, version, masks)
     return result
 
 

@@ -133,12 +133,45 @@ POLL_RETRY = RetryPolicy(attempts=2, initial_wait=0.1, max_wait=0.5, total_time=
 SNAPSHOT_TTL_SECONDS = 3600
 
 
+def snapshot_of(state, positions, symbols: dict[str, Any]) -> dict[str, Any]:
+    """The cached form of one account's reads (``selectors.coverage_snapshot`` reads it):
+    ``/account``, ``/positions`` and the symbols (``{name: record}``), stamped now."""
+    from django.utils import timezone
+
+    return {
+        "fetched_at": timezone.now().isoformat(),
+        "account": msgspec.to_builtins(state),
+        "positions": [msgspec.to_builtins(p) for p in positions.positions],
+        "orders": [msgspec.to_builtins(o) for o in positions.orders],
+        "symbols": symbols,
+        "error": "",
+    }
+
+
+async def arefresh_coverage_account(account_pk: int, client) -> dict[str, Any]:
+    """:func:`poll_coverage_account` over an open ``AsyncBridgeClient`` (the stream process,
+    after an execution event): ``/account`` and ``/positions`` read now, the symbols kept from
+    the last poll (read only when there are none). Errors propagate to the caller."""
+    from django.core.cache import cache
+
+    from platforms.coverage.selectors import coverage_cache_key
+
+    key = coverage_cache_key(account_pk)
+    state = await client.account()
+    positions = await client.positions()
+    previous = await cache.aget(key) or {}
+    symbols = previous.get("symbols") or {
+        s.symbol: msgspec.to_builtins(s) for s in (await client.symbols()).symbols}
+    snapshot = snapshot_of(state, positions, symbols)
+    await cache.aset(key, snapshot, SNAPSHOT_TTL_SECONDS)
+    return snapshot
+
+
 def poll_coverage_account(account: CoverageAccount) -> dict[str, Any]:
     """Read ``/account``, ``/positions`` and ``/symbols`` of ``account`` and cache them for the
     net-exposure page (``selectors.coverage_snapshot``). A failed read keeps the previous
     figures (with their time) and records the error beside them."""
     from django.core.cache import cache
-    from django.utils import timezone
 
     from platforms.coverage.selectors import coverage_cache_key
 
@@ -155,14 +188,8 @@ def poll_coverage_account(account: CoverageAccount) -> dict[str, Any]:
         return snapshot
     finally:
         client.close()
-    snapshot = {
-        "fetched_at": timezone.now().isoformat(),
-        "account": msgspec.to_builtins(state),
-        "positions": [msgspec.to_builtins(p) for p in positions.positions],
-        "orders": [msgspec.to_builtins(o) for o in positions.orders],
-        "symbols": {s.symbol: msgspec.to_builtins(s) for s in symbols.symbols},
-        "error": "",
-    }
+    snapshot = snapshot_of(state, positions,
+                           {s.symbol: msgspec.to_builtins(s) for s in symbols.symbols})
     cache.set(key, snapshot, SNAPSHOT_TTL_SECONDS)
     return snapshot
 

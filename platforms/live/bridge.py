@@ -7,7 +7,10 @@ streams margin calls, trades, user updates and ticks, and publishes to the chann
   last flush (latest value per account wins) and the trade/user events of its accounts, each
   event with the account's group (the sockets scope by it); ``platform.status`` when the
   upstream connection goes up or down;
-* ``quotes_group``: ``quotes.batch`` with the latest bid/ask per changed symbol.
+* ``quotes_group``: ``quotes.batch`` with the latest bid/ask per changed symbol;
+* ``exposure_group``: ``exposure.changed`` with the groups of the accounts whose trades
+  changed, after saving those trades (``platforms.coverage.stream_trades``: the net-exposure
+  page adds them to the mirror's), so a page re-reading on the nudge finds them.
 
 Publishing is on the leading edge (a change after a quiet spell goes out at once) and, during
 a burst, at most every ``REALTIME_BRIDGE_FLUSH_SECONDS`` on a grid aligned with the sockets'
@@ -40,8 +43,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from platforms.client import ManagerApiError
+from platforms.coverage.stream_trades import StreamTrades
 from platforms.live import batches, store
-from platforms.live.groups import platform_group, quotes_group
+from platforms.live.groups import exposure_group, platform_group, quotes_group
 from platforms.live.signalr import HubConnection, HubError, HubMessage
 
 log = logging.getLogger("platforms.live")
@@ -138,6 +142,7 @@ class PlatformBridge:
         self._bulk: dict[int, Row] = {}  # re-read rows not yet published (BULK_PER_FLUSH each)
         self._quotes: dict[str, list] = {}
         self._account_events: list[tuple[Any, dict]] = []  # (login as sent, event)
+        self.trades = StreamTrades(self.pk)  # for the net-exposure page
         self._wake = asyncio.Event()
         self._snapshot_dirty = False
         self._hub: HubConnection | None = None
@@ -275,14 +280,29 @@ class PlatformBridge:
         due at; sockets compare stamps, so a timer firing late does not shift them)."""
         now = time.time() if stamp is None else stamp
         events: list[tuple[int, dict]] = []
+        traded: set[str | None] = set()  # groups of the accounts whose trades changed
         if self._account_events:
-            pending, self._account_events = self._account_events[-500:], []
+            pending, self._account_events = self._account_events, []
             for login, event in pending:
                 if isinstance(login, int):
                     # sockets scope each event by the account's group; an event whose group
                     # is unknown reaches only users without group masks
                     group = event.get("group") or self.group_of(login)
+                    if event.get("e") == "trade" and self.trades.note(event, group) is not None:
+                        traded.add(group or None)
                     events.append((login, {**event, "group": group}))
+            events = events[-500:]
+        if traded:
+            try:
+                await self.trades.save()  # before the nudge: pages re-read on it
+            except Exception:
+                _reraise_cancellation()
+                log.exception("realtime %s: saving the stream's trades failed", self.name)
+            await self.layer.group_send(
+                exposure_group(self.pk),
+                {"type": "exposure.changed", "pk": self.pk, "ts": now,
+                 "groups": sorted(traded, key=lambda g: g or "")},
+            )
         if self._dirty or self._bulk or events:
             rows, self._dirty = list(self._dirty.values()), {}
             if self._bulk:

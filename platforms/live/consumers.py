@@ -25,7 +25,13 @@ spell goes out at once. Frames::
     {"t": "snap", "p": pk, "up": bool, "groups": {...}, "rows": [[login, equity, margin, free,
      level, level_type, group], ...]}                          # after each watch
     {"t": "u", "rows": {"<pk>": [...]}, "quotes": {"<pk>": [[symbol, bid, ask]]},
-     "status": {"<pk>": bool}, "events": [{"p": pk, "login": n, ...}]}
+     "status": {"<pk>": bool}, "events": [{"p": pk, "login": n, ...}], "exposure": [pk]}
+
+``"exposure": [pk]`` says that a platform's net exposure changed (a client trade within the
+user's group masks, or a coverage account's fill): the net-exposure page re-reads its figures
+from the server, which scopes them as for any page. Only users who may view exposure
+(``platforms.coverage.selectors.may_view_exposure``) on a granted platform join its
+``exposure_group``; it is re-checked with the grant.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from platforms.access.scope import Scope, is_staff, scope_for
+from platforms.coverage.selectors import may_view_exposure
 from platforms.live import batches, fanout, runner, store
 from platforms.live.bridge import burst_period
 from platforms.live.messages import ProtocolError, Watch, dumps, error_frame, parse
@@ -62,17 +69,23 @@ _quotes = msgspec.json.Decoder(list[list])
 _NONE: frozenset[int] = frozenset()
 
 
+#: The user's grant and whether they may view net exposure (their role).
+Grant = tuple[Scope, bool]
+
+
 @database_sync_to_async
-def _load_scope(user_id: int) -> Scope:
+def _load_scope(user_id: int) -> Grant:
     """The user's grant read afresh (a new user object: ``has_perm`` caches per instance)."""
-    return scope_for(get_user_model().objects.filter(pk=user_id).first())
+    user = get_user_model().objects.filter(pk=user_id).first()
+    access = scope_for(user)
+    return access, bool(access.user_id is not None and may_view_exposure(user))
 
 
-#: user id → (monotonic time read, Scope): one user's sockets (tabs) share a re-read.
-_recent_scopes: dict[int, tuple[float, Scope]] = {}
+#: user id → (monotonic time read, Grant): one user's sockets (tabs) share a re-read.
+_recent_scopes: dict[int, tuple[float, Grant]] = {}
 
 
-async def _recheck_scope_of(user_id: int, max_age: float) -> Scope:
+async def _recheck_scope_of(user_id: int, max_age: float) -> Grant:
     """The user's grant, re-read unless another of their sockets did so within ``max_age``."""
     now = time.monotonic()
     cached = _recent_scopes.get(user_id)
@@ -95,7 +108,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.user_id: int = user.pk
-        self.access: Scope = await _load_scope(self.user_id)
+        self.access, self.exposure_ok = await _load_scope(self.user_id)
         self.watch_message: Watch | None = None
         self.sub = fanout.Subscription()
         self.groups_joined: set[str] = set()
@@ -104,6 +117,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.pending_quotes: dict[int, dict[str, list]] = {}
         self.pending_status: dict[int, bool] = {}
         self.pending_events: list[dict] = []
+        self.pending_exposure: set[int] = set()
         rate = max(1, int(settings.REALTIME_MAX_FRAMES_PER_SECOND))
         self.min_interval = 1.0 / rate
         self.fallback_slack = burst_period(settings.REALTIME_BRIDGE_FLUSH_SECONDS, rate)
@@ -152,11 +166,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self._apply_watch(message, reason)
 
     async def _apply_watch(self, message: Watch, reason: str | None) -> None:
-        sub, denied = fanout.subscribe(self.access, message)
+        sub, denied, denied_exposure = fanout.subscribe(self.access, message,
+                                                        exposure=self.exposure_ok)
         if reason is not None:  # a re-check: tell only what was just lost
             denied &= self.sub.platforms
-        if denied:
+            denied_exposure &= self.sub.exposure
+        if denied or denied_exposure:
             frame: dict[str, Any] = {"t": "denied", "platforms": sorted(denied)}
+            if denied_exposure:
+                frame["exposure"] = sorted(denied_exposure)
             if reason:
                 frame["reason"] = reason
             await self.send(dumps(frame))
@@ -176,6 +194,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         for pending in (self.pending_rows, self.pending_quotes, self.pending_status):
             for pk in [pk for pk in pending if pk not in sub.platforms]:
                 del pending[pk]
+        self.pending_exposure &= sub.exposure
         for pk, rows in self.pending_rows.items():
             visible = fanout.row_visible
             self.pending_rows[pk] = {
@@ -225,13 +244,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     for group in self.groups_joined:
                         await self.channel_layer.group_add(group, self.channel_name)
             try:
-                access = await _recheck_scope_of(self.user_id, every / 2)
+                access, exposure_ok = await _recheck_scope_of(self.user_id, every / 2)
             except Exception:  # a database hiccup must not end the socket; try again later
                 log.warning("live socket: re-reading the grant failed", exc_info=True)
                 continue
-            if access == self.access or self.closed:
+            if (access, exposure_ok) == (self.access, self.exposure_ok) or self.closed:
                 continue
-            self.access = access
+            self.access, self.exposure_ok = access, exposure_ok
             if access.user_id is None or not access.platforms:
                 await self.close(code=CLOSE_FORBIDDEN, reason=REVOKED)
                 self._stop()
@@ -274,6 +293,17 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 self.pending_quotes.setdefault(pk, {})[row[0]] = row
         await self.arrived(event["ts"])
 
+    async def exposure_changed(self, event: dict) -> None:
+        """A platform's net exposure changed: tell the page (coalesced like every update)
+        when the change is within the user's scope (the trades' groups, see ``fanout``)."""
+        pk = event["pk"]
+        if pk not in self.sub.exposure or self.closed:
+            return
+        if not fanout.exposure_visible(self.access, pk, event.get("groups")):
+            return
+        self.pending_exposure.add(pk)
+        await self.arrived(event.get("ts") or time.time(), batch=False)
+
     async def platform_status(self, event: dict) -> None:
         if event["pk"] in self.sub.platforms and not self.closed:
             self.pending_status[event["pk"]] = bool(event["up"])
@@ -283,6 +313,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     def _pending(self) -> bool:
         return bool(
             self.pending_rows or self.pending_quotes or self.pending_status or self.pending_events
+            or self.pending_exposure
         )
 
     async def arrived(self, ts: float, *, batch: bool = True) -> None:
@@ -339,6 +370,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.pending_status = {}
         if self.pending_events:
             frame["events"], self.pending_events = self.pending_events, []
+        if self.pending_exposure:
+            frame["exposure"] = sorted(self.pending_exposure)
+            self.pending_exposure = set()
         if len(frame) == 1:
             return
         self.last_sent = time.monotonic()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from platforms.access.scope import Scope
-from platforms.live.groups import platform_group, quotes_group
+from platforms.live.groups import exposure_group, platform_group, quotes_group
 from platforms.live.messages import Watch
 
 #: Index of the account's group in a margin row ``[login, equity, margin, free, level,
@@ -40,24 +40,41 @@ class Subscription:
     accounts: dict[int, set[int]] = field(default_factory=dict)
     symbols: dict[int, set[str]] = field(default_factory=dict)
     alerts: bool = False
+    #: platforms whose net exposure the user may view and the page shows
+    exposure: set[int] = field(default_factory=set)
 
     def channel_groups(self) -> set[str]:
         """The channel-layer groups to be in (and no other)."""
         wanted = {platform_group(pk) for pk in self.platforms}
+        wanted |= {exposure_group(pk) for pk in self.exposure}
         return wanted | {quotes_group(pk) for pk, symbols in self.symbols.items() if symbols}
 
 
-def subscribe(access: Scope, watch: Watch) -> tuple[Subscription, set[int]]:
-    """(the subscription the user may have, the asked platforms refused)."""
+def subscribe(access: Scope, watch: Watch, *, exposure: bool = False
+              ) -> tuple[Subscription, set[int], set[int]]:
+    """(the subscription the user may have, the asked platforms refused, the asked exposure
+    platforms refused). ``exposure``: may the user view net exposure at all (its role, from
+    ``platforms.coverage.selectors.may_view_exposure``); the platform grant decides the rest."""
     allowed, denied = access.platform_ids(watch.asked_platforms())
-    sub = Subscription(platforms=allowed, alerts=watch.alerts)
+    asked_exposure = set(watch.exposure)
+    sub = Subscription(platforms=allowed, alerts=watch.alerts,
+                       exposure=(asked_exposure & allowed) if exposure else set())
     for pk, logins in watch.accounts.items():
         if pk in allowed and logins:
             sub.accounts[pk] = set(logins)
     for pk, symbols in watch.symbols.items():
         if pk in allowed and symbols:
             sub.symbols[pk] = set(symbols)
-    return sub, denied
+    return sub, denied, asked_exposure - sub.exposure
+
+
+def exposure_visible(access: Scope, pk: int, groups: Iterable[str | None] | None) -> bool:
+    """May the user learn that platform ``pk``'s exposure changed? ``groups``: the groups of
+    the client accounts whose trades changed it (None: a coverage account changed, which every
+    user of the platform's exposure page sees)."""
+    if groups is None:
+        return access.allows_platform(pk)
+    return any(access.allows_group(pk, group or None) for group in groups)
 
 
 def snapshot_rows(

@@ -16,3 +16,9 @@ def quotes_group(platform_pk: int) -> str:
     """Coalesced quote batches of one platform."""
     return f"rt.quotes.{int(platform_pk)}"
 
+
+
+def exposure_group(platform_pk: int) -> str:
+    """"Net exposure changed" nudges of one platform (client trades, coverage fills): joined
+    only by sockets of users who may view that platform's exposure."""
+    return f"rt.exposure.{int(platform_pk)}"

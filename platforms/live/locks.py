@@ -13,7 +13,7 @@ import secrets
 
 from django.conf import settings
 
-_local_held: set[int] = set()
+_local_held: set[str] = set()  # keys
 
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -28,9 +28,10 @@ return 0
 
 
 class BridgeLock:
-    def __init__(self, platform_pk: int, ttl: float = 15.0, redis_url: str | None = None) -> None:
+    def __init__(self, platform_pk: int, ttl: float = 15.0, redis_url: str | None = None,
+                 key: str | None = None) -> None:
         self.pk = int(platform_pk)
-        self.key = f"realtime:bridge:{self.pk}"
+        self.key = key or f"realtime:bridge:{self.pk}"
         self.ttl_ms = int(ttl * 1000)
         self.token = secrets.token_hex(16)
         self.redis_url = settings.REDIS_URL if redis_url is None else redis_url
@@ -50,9 +51,9 @@ class BridgeLock:
 
     async def acquire(self) -> bool:
         if not self.redis_url:
-            if self.pk in _local_held:
+            if self.key in _local_held:
                 return False
-            _local_held.add(self.pk)
+            _local_held.add(self.key)
             self.held = True
             return True
         r = await self._client()
@@ -69,7 +70,7 @@ class BridgeLock:
     async def release(self) -> None:
         if not self.redis_url:
             if self.held:
-                _local_held.discard(self.pk)
+                _local_held.discard(self.key)
             self.held = False
             return
         if self._redis is not None:

@@ -33,17 +33,20 @@ Symbols = Annotated[list[Symbol], msgspec.Meta(max_length=MAX_SYMBOLS_PER_PLATFO
 
 class Watch(msgspec.Struct, forbid_unknown_fields=True):
     """What one page shows: ``{"type": "watch", "platforms": [pk], "accounts": {"pk":
-    [login]}, "symbols": {"pk": ["EURUSD"]}, "alerts": bool}``; it replaces the last one."""
+    [login]}, "symbols": {"pk": ["EURUSD"]}, "alerts": bool, "exposure": [pk]}``; it replaces
+    the last one. ``exposure``: platforms whose net exposure the page shows (it is told when
+    that changes, and re-reads its figures)."""
 
     type: Literal["watch"]
     platforms: Annotated[list[Id], msgspec.Meta(max_length=MAX_PLATFORMS)] = []
     accounts: Annotated[dict[Id, Logins], msgspec.Meta(max_length=MAX_PLATFORMS)] = {}
     symbols: Annotated[dict[Id, Symbols], msgspec.Meta(max_length=MAX_PLATFORMS)] = {}
     alerts: bool = False
+    exposure: Annotated[list[Id], msgspec.Meta(max_length=MAX_PLATFORMS)] = []
 
     def asked_platforms(self) -> set[int]:
         """Every platform the message names, as a list entry or as a key."""
-        return set(self.platforms) | set(self.accounts) | set(self.symbols)
+        return set(self.platforms) | set(self.accounts) | set(self.symbols) | set(self.exposure)
 
 
 class ProtocolError(Exception):

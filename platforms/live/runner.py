@@ -3,9 +3,12 @@
 ``run_bridges()`` runs until cancelled: every enabled platform (or the ones asked for) gets a
 :class:`~platforms.live.bridge.PlatformBridge` behind a :class:`~.locks.BridgeLock`; the
 platform list is re-read every ``RESCAN_SECONDS`` so an added, disabled or edited platform
-(new URL or secret) is picked up. ``ensure_started()`` is the lazy in-process start used by the
-consumers when ``REALTIME_BRIDGE = "in-process"`` (the demo): the first WebSocket starts it on
-the ASGI server's event loop.
+(new URL or secret) is picked up. Beside them, every enabled coverage account's ``/events``
+(``platforms.live.coverage``), also one per account across processes.
+
+``ensure_started()`` is the lazy in-process start used by the consumers when
+``REALTIME_BRIDGE = "in-process"`` (the demo): the first WebSocket starts it on the ASGI
+server's event loop.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from django.conf import settings
 from platforms.connections import async_client_for
 from platforms.live import store
 from platforms.live.bridge import PlatformBridge
+from platforms.live.coverage import run_coverage_events
 from platforms.live.locks import BridgeLock
 from platforms.models import TradePlatform
 
@@ -66,11 +70,14 @@ async def _guarded(platform: TradePlatform, options: dict | None) -> None:
         await lock.release()
 
 
-async def run_bridges(pks: Iterable[int] | None = None, options: dict | None = None) -> None:
-    """Run a bridge per platform until cancelled (see the module docstring)."""
+async def run_bridges(pks: Iterable[int] | None = None, options: dict | None = None, *,
+                      coverage: bool = True) -> None:
+    """Run a bridge per platform (and, with ``coverage``, a listener per coverage account)
+    until cancelled (see the module docstring)."""
     freeze_startup_heap()
     wanted = list(pks) if pks else None
     running: dict[int, tuple[object, asyncio.Task]] = {}
+    events = asyncio.create_task(run_coverage_events()) if coverage else None
     try:
         while True:
             platforms = await sync_to_async(_enabled)(wanted)
@@ -87,9 +94,10 @@ async def run_bridges(pks: Iterable[int] | None = None, options: dict | None = N
                     running[pk] = (p.updated_at, asyncio.create_task(_guarded(p, options)))
             await asyncio.sleep(RESCAN_SECONDS)
     finally:
-        for _, task in running.values():
+        tasks = [t for _, t in running.values()] + ([events] if events is not None else [])
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*(t for _, t in running.values()), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 _frozen = False

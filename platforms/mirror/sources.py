@@ -6,8 +6,8 @@
 * **MT4 incremental**: ``UsersSyncStart``/``TradesSyncStart`` on the main API, then
   ``UsersSyncRead``/``TradesSyncRead`` on the sidecar: only what changed. ``MarginsGet`` (the
   one answer about every account: prices move margins without a record change) is read in
-  the background meanwhile and compared with the stored figures; only those that moved are
-  written.
+  the background meanwhile; records the server computed before the window are dropped
+  unconverted (their ``updated`` stamp), the rest written where their figures moved.
 * **MT4 history**: ``ReportsRequest`` in batches of logins, read ahead of the writes and
   committed ~20,000 trades at a time with a checkpoint (resumable).
 * **MT5**: no snapshot or sync call exists, so every kind pages positions, orders and deals
@@ -208,7 +208,7 @@ class PlatformReader:
         closed = [t for t in trades if not is_open(t)]
         self._phase("writing changed records", total=len(users) + len(trades))
         with ThreadPoolExecutor(max_workers=1) as background, transaction.atomic():
-            margins_read = background.submit(self._margin_rows, mt4)
+            margins_read = background.submit(self._margin_rows, mt4, since)
             self.writer.lock()
             # The margin columns are left to refresh_margins (a new account's start empty).
             self.writer.merge(
@@ -225,19 +225,26 @@ class PlatformReader:
                               [self.rows.mt4_closed(t, group_of) for t in closed],
                               ["ticket"], CLOSED_FIELDS)
             self._phase("reading margins (MarginsGet)")
-            stored = self.writer.stored_margins()
             margins = margins_read.result()
             self._phase("writing margins that moved", total=self.progress.done + len(margins))
-            self.writer.refresh_margins(margins, stored, written={u.login for u in users})
+            self.writer.refresh_margins(margins, written={u.login for u in users})
             self.writer.set_state(
                 sync_timestamp=reached, accounts_as_of=self.stamp, trades_as_of=self.stamp
             )
             self.finish(server_timestamp_from=since, server_timestamp_to=reached)
 
     @staticmethod
-    def _margin_rows(mt4) -> list[tuple]:
-        """Every account's margin figures as ``(login, *MARGIN_COLUMNS)``."""
-        return [(m.login, *margin_values(m)) for m in mt4.margins_get()]
+    def _margin_rows(mt4, since: int) -> list[tuple]:
+        """The margin figures computed at/after ``since``, as ``(login, *MARGIN_COLUMNS)``.
+
+        ``MarginsGet`` has no filter: every account's record comes. Its ``updated`` is when
+        the server computed those figures; one computed before ``since`` is what the previous
+        run read (that run read the margins after its own start, and ``since`` is that start
+        less the overlap), so it is dropped here, unconverted and never compared with the
+        stored row. A record without the stamp (0) is kept.
+        """
+        return [(m.login, *margin_values(m)) for m in mt4.margins_get()
+                if m.updated >= since or m.updated <= 0]
 
     def _groups_of(self, logins: Collection[int]) -> dict[int, str]:
         """The stored group of each of ``logins`` (trades carry their account's group)."""

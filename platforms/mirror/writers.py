@@ -373,45 +373,30 @@ class MirrorWriter:
             self.counts.deleted += deleted
 
     # ------------------------------------------------------------------ margins
-    def stored_margins(self) -> dict[int, tuple]:
-        """The margin figures the mirror holds, per login: what a fresh ``MarginsGet`` is
-        compared with (read while that answer is still on its way)."""
-        figures = (MirrorAccount.objects.filter(platform=self.platform).order_by()
-                   .values_list("login", *MARGIN_FIGURES))
-        if connection.vendor != "postgresql":
-            return {row[0]: row[1:] for row in figures}
-        # 100,000s of rows: binary rows loaded by psycopg, without the ORM's per-row work.
-        query, params = figures.query.sql_with_params()
-        connection.ensure_connection()
-        # Django's cursors bind client-side, which rules out binary results.
-        with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(query, params, binary=True)
-            return {row[0]: row[1:] for row in cursor.fetchall()}
-
-    def refresh_margins(self, margins: list[tuple], stored: dict[int, tuple],
-                        written: set[int]) -> None:
+    def refresh_margins(self, margins: list[tuple], written: set[int]) -> None:
         """Write the margin figures that moved (prices move them without a user change).
 
-        ``margins`` are ``(login, *MARGIN_FIELDS)`` of every account, ``stored`` what
-        :meth:`stored_margins` returned; only accounts whose figures differ are written.
+        ``margins`` are ``(login, *MARGIN_FIELDS)`` of the accounts the server may have
+        recomputed (the caller has dropped the others unread); only those whose figures
+        differ from the stored ones are written, and only accounts the mirror holds.
         ``written`` are logins this run has just written otherwise (counted once).
         """
-        figures = len(MARGIN_FIGURES)
-        changed = [m for m in margins
-                   if (now := stored.get(m[0])) is not None and m[1:figures + 1] != now]
-        if changed and connection.vendor == "postgresql":
-            self._write_margins_copy(changed)
-        elif changed:
-            self._write_margins_orm(changed)
-        self.counts.updated += len({m[0] for m in changed} - written)
+        if connection.vendor == "postgresql":
+            changed = self._write_margins_copy(margins) if margins else set()
+        else:
+            changed = self._write_margins_orm(margins)
+        self.counts.updated += len(changed - written)
         self.progress.advance(len(margins))
 
-    def _write_margins_copy(self, margins: list[tuple]) -> None:
+    def _write_margins_copy(self, margins: list[tuple]) -> set[int]:
+        """Staged by binary COPY, then one UPDATE that skips the rows whose figures are the
+        stored ones (no new row version); returns the logins it changed."""
         table = _q(MirrorAccount._meta.db_table)
         stage = _q("stage_margins")
         columns = ["login", *MARGIN_FIELDS]
         column_list = ", ".join(_q(c) for c in columns)
         types = [_binary_type(MirrorAccount._meta.get_field(c)) for c in columns]
+        figures = [_q(c) for c in MARGIN_FIGURES]
         with connection.cursor() as cursor:
             raw = cursor.cursor
             raw.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "  # noqa: S608
@@ -423,22 +408,38 @@ class MirrorWriter:
                 f"UPDATE {table} AS mirror SET "  # noqa: S608
                 + ", ".join(f"{_q(c)} = stage.{_q(c)}" for c in MARGIN_FIELDS)
                 + f" FROM {stage} AS stage WHERE mirror.platform_id = %s"
-                " AND mirror.login = stage.login",
+                " AND mirror.login = stage.login"
+                f" AND ({', '.join(f'mirror.{c}' for c in figures)}) IS DISTINCT FROM"
+                f" ({', '.join(f'stage.{c}' for c in figures)}) RETURNING mirror.login",
                 [self.platform.pk],
             )
+            return {login for (login,) in raw.fetchall()}
 
-    def _write_margins_orm(self, margins: list[tuple]) -> None:
+    def _write_margins_orm(self, margins: list[tuple]) -> set[int]:
+        """Compared with the stored figures of just these logins; returns the changed ones."""
+        count = len(MARGIN_FIGURES)
+        changed: list[tuple] = []
+        for chunk in chunks(margins, LOOKUP_BATCH):
+            stored = {
+                row[0]: row[1:]
+                for row in MirrorAccount.objects.filter(
+                    platform=self.platform, login__in=[m[0] for m in chunk]
+                ).values_list("login", *MARGIN_FIGURES)
+            }
+            changed += [m for m in chunk
+                        if (now := stored.get(m[0])) is not None and m[1:count + 1] != now]
         # last_seen_at only satisfies the INSERT half; the update sets the margins alone.
         accounts = [
             MirrorAccount(platform_id=self.platform.pk, login=login, last_seen_at=self.stamp,
                           **dict(zip(MARGIN_FIELDS, values, strict=True)))
-            for login, *values in margins
+            for login, *values in changed
         ]
-        for chunk in chunks(accounts, BATCH):
+        for batch in chunks(accounts, BATCH):
             MirrorAccount.objects.bulk_create(
-                chunk, batch_size=BATCH, update_conflicts=True,
+                batch, batch_size=BATCH, update_conflicts=True,
                 unique_fields=["platform", "login"], update_fields=MARGIN_FIELDS,
             )
+        return {m[0] for m in changed}
 
 
 @functools.cache

@@ -171,14 +171,37 @@ def trade_bytes(p: MT4Platform, t: Trade) -> bytes:
     return encode(trade_dict(p, t))
 
 
-def margin_dict(p: MT4Platform, acc: Account, now: float) -> dict[str, Any]:
-    info = p.margin_info(acc)
+def margin_bytes(p: MT4Platform, acc: Account, now: float) -> bytes:
+    """The account's ``MT4MarginLevel``, encoded; cached until one of its inputs changes.
+
+    Like the server's cache that ``MarginsGet`` reads: ``updated`` is when the figures were
+    last (re)computed with a different result, so an answer about 100,000 accounts of which
+    a few changed re-encodes only those few, and a reader can tell which figures moved since
+    a time of its own.
+    """
+    g = acc.group
+    basis = (p.calc(acc), acc.balance, acc.credit, acc.leverage, g.name, g.margin_call,
+             g.stop_out)
+    if basis == acc.margin_basis and acc.margin_json is not None:
+        return acc.margin_json
     p.refresh_level(acc)
+    # ``MarginsGet`` computes every account, so a first computation means no reader of the
+    # list has seen other figures of this account since it came to be (with the platform,
+    # or when added): they hold from then.
+    first = max(p.created, acc.mtime)
+    acc.margin_updated = int(now if acc.margin_basis is not None else first)
+    acc.margin_basis = basis
+    acc.margin_json = encode(margin_dict(p, acc, acc.margin_updated))
+    return acc.margin_json
+
+
+def margin_dict(p: MT4Platform, acc: Account, updated: int) -> dict[str, Any]:
+    info = p.margin_info(acc)
     return {
         "login": acc.login,
         "group": acc.group.name,
         "leverage": acc.leverage,
-        "updated": int(now),
+        "updated": updated,
         "balance": acc.balance,
         "equity": info["equity"],
         "volume": info["volume"],
@@ -323,6 +346,7 @@ __all__ = [
     "PERIODS",
     "chart_bars",
     "group_dict",
+    "margin_bytes",
     "margin_dict",
     "symbol_config",
     "symbol_groups",

@@ -677,13 +677,13 @@ def _tx_echo(body: dict[str, Any]) -> dict[str, Any]:
 @op(MT4, "GET", "MarginsGet", 10)
 def margins_get(ctx: Ctx) -> Result:
     p = _p(ctx)
-    return Result(Raw([encode(dto.margin_dict(p, a, ctx.now)) for a in p.iter_accounts()]))
+    return Result(Raw([dto.margin_bytes(p, a, ctx.now) for a in p.iter_accounts()]))
 
 
 @op(MT4, "GET", "MarginLevelGet", 10, nargs=(1,))
 def margin_level_get(ctx: Ctx) -> Result:
     p = _p(ctx)
-    return Result(dto.margin_dict(p, p.account(_login(ctx)), ctx.now))
+    return Result(Raw(dto.margin_bytes(p, p.account(_login(ctx)), ctx.now)))
 
 
 @op(MT4, "GET", "MarginLevelRequest", 10, nargs=(1,))

@@ -2,7 +2,9 @@
 
 Compact by design so ``--users 100000`` builds in seconds: ``__slots__`` records, encoded user
 JSON cached per account, closed-trade history derived lazily from (seed, login), equity and
-margin computed on demand (cached per market tick) and a chunked per-tick risk sweep.
+margin computed on demand (cached per market tick; the encoded ``MarginsGet`` record cached per
+account until its figures change), a chunked per-tick risk sweep, and a change log that answers
+syncs from what changed rather than from a scan of every record.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import collections
 import fnmatch
 import random
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from .market import (
     BALANCE,
@@ -35,6 +39,31 @@ HIST_BASE = 1_000_000  # historic tickets: HIST_BASE + index*HIST_SLOTS + k
 HIST_SLOTS = 40
 OPEN_BASE = 10_000_000
 DAY = 86400
+
+#: Records modified at or after this time (the process start) are remembered in
+#: :data:`_CHANGED_ACCOUNTS` / :data:`_CHANGED_TRADES` by their ``mtime`` setters; generated
+#: and derived records carry earlier times. A sync ("changed since T") with T at or after it
+#: reads those sets, in proportion to what changed since the start, instead of scanning every
+#: account, open trade and closed trade.
+CHANGE_LOG_FROM = time.time()
+_CHANGED_ACCOUNTS: weakref.WeakSet[Account] = weakref.WeakSet()
+_CHANGED_TRADES: weakref.WeakSet[Trade] = weakref.WeakSet()
+
+
+class _ChangeLogged:
+    """An ``mtime`` attribute whose every setting after :data:`CHANGE_LOG_FROM` puts its record
+    in ``log``, so the sync reads pick changed records from the log instead of scanning all."""
+
+    def __init__(self, log: weakref.WeakSet) -> None:
+        self.log = log
+
+    def __get__(self, record: Any, owner: type | None = None) -> Any:
+        return self if record is None else record._mtime
+
+    def __set__(self, record: Any, value: float) -> None:
+        record._mtime = value
+        if value >= CHANGE_LOG_FROM:
+            self.log.add(record)
 
 # TradeRecordState / reason / activation indices
 OPEN_NORMAL, CLOSED_NORMAL, CLOSED_PART, DELETED = (
@@ -112,6 +141,8 @@ COUNTRIES = [
 
 class Trade:
     __slots__ = (
+        "__weakref__",
+        "_mtime",
         "activation",
         "close_price",
         "close_time",
@@ -122,7 +153,6 @@ class Trade:
         "login",
         "magic",
         "margin_rate",
-        "mtime",
         "open_price",
         "open_time",
         "profit",
@@ -175,9 +205,14 @@ class Trade:
     def is_open(self) -> bool:
         return self.state == OPEN_NORMAL
 
+    #: Last modification (server seconds): what ``TradesSyncStart`` selects by.
+    mtime = _ChangeLogged(_CHANGED_TRADES)
+
 
 class Account:
     __slots__ = (
+        "__weakref__",
+        "_mtime",
         "address",
         "agent",
         "balance",
@@ -204,8 +239,10 @@ class Account:
         "level_type",
         "leverage",
         "login",
+        "margin_basis",
+        "margin_json",
+        "margin_updated",
         "mqid",
-        "mtime",
         "name",
         "open",
         "password",
@@ -261,6 +298,14 @@ class Account:
         self.prev_balance = 0.0
         self.prev_equity = 0.0
         self.last_ip = 0
+        # MarginsGet's cached answer (see dto.margin_bytes): the inputs it was computed
+        # from, its encoding and when those figures last changed.
+        self.margin_basis: tuple | None = None
+        self.margin_json: bytes | None = None
+        self.margin_updated = 0
+
+    #: Last modification of the user record: what ``UsersSyncStart`` selects by.
+    mtime = _ChangeLogged(_CHANGED_ACCOUNTS)
 
     def touch(self, now: float) -> None:
         self.mtime = now
@@ -294,7 +339,8 @@ class MT4Platform:
         self.plugins = _default_plugins()
         self.hist_logins_end = FIRST_LOGIN  # logins below this have derived history
         self._render_user = None  # set by dto module
-        self.generate(users, now or time.time())
+        self.created = now or time.time()
+        self.generate(users, self.created)
 
     # ------------------------------------------------------------------ generation
     def generate(self, users: int, now: float) -> None:
@@ -882,14 +928,30 @@ class MT4Platform:
             yield self.accounts[login]
 
     # ------------------------------------------------------------------ sync
-    def changed_trades(self, since: float) -> list[Trade]:
-        rows = [t for t in self.trades.values() if t.mtime >= since]
-        rows += [t for t in self.closed_index.values() if t.mtime >= since]
+    def changed_trades(self, since: float, *, scan: bool = False) -> list[Trade]:
+        """Open, closed and deleted trades modified at/after ``since``, by ticket.
+
+        Read from the change log (:data:`CHANGE_LOG_FROM`) unless ``since`` is older than
+        it (or ``scan``, which the tests compare with): then every trade is looked at.
+        """
+        if scan or since < CHANGE_LOG_FROM:
+            candidates: Iterable[Trade] = [*self.trades.values(), *self.closed_index.values()]
+        else:
+            candidates = [t for t in list(_CHANGED_TRADES)
+                          if self.trades.get(t.ticket) is t
+                          or self.closed_index.get(t.ticket) is t]
+        rows = [t for t in candidates if t.mtime >= since]
         rows.sort(key=lambda t: t.ticket)
         return rows
 
-    def changed_accounts(self, since: float) -> list[Account]:
-        return [a for a in self.iter_accounts() if a.mtime >= since]
+    def changed_accounts(self, since: float, *, scan: bool = False) -> list[Account]:
+        """Accounts modified at/after ``since``, by login (change log as for trades)."""
+        if scan or since < CHANGE_LOG_FROM:
+            return [a for a in self.iter_accounts() if a.mtime >= since]
+        rows = [a for a in list(_CHANGED_ACCOUNTS)
+                if a.mtime >= since and self.accounts.get(a.login) is a]
+        rows.sort(key=lambda a: a.login)
+        return rows
 
 
 TRADE_NAMES = [

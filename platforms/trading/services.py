@@ -26,14 +26,19 @@ import hashlib
 import json
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from platforms import audit
@@ -47,7 +52,7 @@ from platforms.client import (
     OutcomeUnknown,
 )
 from platforms.connections import client_for
-from platforms.models import TradePlatform
+from platforms.models import AuditEvent, TradePlatform
 from platforms.trading import operations as ops
 from platforms.trading.errors import staff_message
 from platforms.trading.models import (
@@ -72,6 +77,15 @@ STALE_QUEUED = timedelta(seconds=300)
 KEY_RETENTION = timedelta(minutes=50)
 RECONCILE_DELAYS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 HISTORY_SLACK = timedelta(minutes=10)
+#: kinds whose wire body is decided at submit (no live read) and that a drain sends in batches
+BATCHED_KINDS = tuple(ops.MONEY_KINDS)
+#: tasks one drain claims at once (one claim UPDATE, one balance read, one commit per batch)
+DRAIN_BATCH = 100
+#: how long "a drain message is pending" is remembered. Short: while a mark outlives a lost
+#: message, new submits of that platform publish nothing (the next submit after it, or the
+#: sweeper for ``queued`` tasks, sends them); a mark outliving a slow queue only costs an extra
+#: message that finds less to do.
+DRAIN_PENDING_SECONDS = 2
 
 
 class IdempotencyConflict(Exception):
@@ -173,10 +187,40 @@ def _audit(task: TradeTask, action: str, outcome: str, *, actor: Actor | None = 
     )
 
 
-def _enqueue_execute(task_id: int) -> None:
+def _enqueue_execute(task: TradeTask) -> None:
+    """Queue the task's execution when the transaction commits: a money task through its
+    platform's drain (one message for whatever is queued), any other kind one message each."""
+    if task.kind in BATCHED_KINDS and task.wire is not None:
+        platform_pk = task.platform_id
+        transaction.on_commit(lambda: request_drain(platform_pk))
+        return
     from platforms.trading.tasks import execute_trade_task
 
+    task_id = task.pk
     transaction.on_commit(lambda: execute_trade_task.delay(task_id))
+
+
+def _drain_key(platform_pk: int) -> str:
+    return f"trading:drain-pending:{platform_pk}"
+
+
+def request_drain(platform_pk: int) -> None:
+    """Publish one ``drain_trade_tasks`` message for the platform unless one is pending.
+
+    Called after the task's row is committed. The drain forgets the mark *before* it claims,
+    so a task committed before this call is either seen by the pending drain or finds no mark
+    and publishes its own: none waits for a drain that started before it existed. A mark whose
+    message was lost expires after :data:`DRAIN_PENDING_SECONDS`.
+    """
+    from platforms.trading.tasks import drain_trade_tasks
+
+    try:
+        fresh = cache.add(_drain_key(platform_pk), 1, timeout=DRAIN_PENDING_SECONDS)
+    except Exception:  # the cache is down: one message per task is still correct
+        log.warning("drain mark unavailable; publishing a drain anyway", exc_info=True)
+        fresh = True
+    if fresh:
+        drain_trade_tasks.delay(platform_pk)
 
 
 def _enqueue_reconcile(task_id: int, countdown: float) -> None:
@@ -234,10 +278,10 @@ def submit(
 
 def _create_or_get(actor, platform, kind, login, payload, request_id, digest, secret,
                    preview) -> Submission:
-    existing = TradeTask.objects.filter(request_id=request_id).first()
-    if existing is not None:
-        return Submission(existing, False)
-    approval = needs_approval(platform, kind, payload)
+    # On PostgreSQL a money task's approval is decided by the INSERT itself (see
+    # _insert_with_event): the state below is provisional until the statement returns.
+    decided_by_insert = connection.vendor == "postgresql" and kind in BATCHED_KINDS
+    approval = not decided_by_insert and needs_approval(platform, kind, payload)
     task = TradeTask(
         request_id=request_id, platform=platform, login=login, kind=kind, payload=payload,
         fingerprint=digest, secret=secret, preview=preview or {},
@@ -246,15 +290,28 @@ def _create_or_get(actor, platform, kind, login, payload, request_id, digest, se
         queued_at=None if approval else timezone.now(),
         requested_by=actor.user, requested_ip=actor.ip,
     )
+    if kind in BATCHED_KINDS:  # needs no live read: decided once, here, for every attempt
+        task.wire = _money_wire(task)
     # The row, its audit event and the enqueue (on commit) are one transaction that starts with
-    # the INSERT, so a duplicate key rolls back everything without a savepoint around it.
+    # the INSERT, so a duplicate key rolls back everything without a savepoint around it. A
+    # resubmitted form is that duplicate key: no read first, it is rare.
     try:
-        with transaction.atomic():
-            task.save()
-            _audit(task, f"trade_task.{kind}", task.state, actor=actor, before=preview or {},
-                   detail="submitted")
+        if connection.vendor == "postgresql":
+            _insert_with_event(task, audit.AuditEvent(
+                actor=actor.user, ip_address=actor.ip or None, action=f"trade_task.{kind}",
+                platform=platform, target=_target(task), before=audit.scrub(preview or {}),
+                after=audit.scrub({"kind": kind, **payload}), outcome=task.state,
+                detail="submitted", request_id=request_id,
+            ), approval_above=abs(Decimal(payload["amount"])) if decided_by_insert else None)
             if task.state == TaskState.QUEUED:
-                _enqueue_execute(task.pk)
+                _enqueue_execute(task)
+        else:
+            with transaction.atomic():
+                task.save()
+                _audit(task, f"trade_task.{kind}", task.state, actor=actor,
+                       before=preview or {}, detail="submitted")
+                if task.state == TaskState.QUEUED:
+                    _enqueue_execute(task)
     except IntegrityError:
         # a double click racing this one created it first (or, once in 2**48, a tag collision)
         existing = TradeTask.objects.filter(request_id=request_id).first()
@@ -264,6 +321,68 @@ def _create_or_get(actor, platform, kind, login, payload, request_id, digest, se
             ) from None
         return Submission(existing, False)
     return Submission(task, True)
+
+
+def _insert_values(obj) -> dict[str, tuple[str, list]]:
+    """Per column, the placeholder and prepared value(s) Django's ``save()`` would insert for a
+    new ``obj`` (``auto_now_add`` and the like filled in on ``obj``)."""
+    meta = type(obj)._meta
+    fields = [f for f in meta.local_concrete_fields
+              if f is not meta.auto_field and not f.generated]
+    query = InsertQuery(type(obj))
+    query.insert_values(fields, [obj])
+    compiler = query.get_compiler(connection=connection)
+    return {f.column: ("%s", [compiler.prepare_value(f, compiler.pre_save_val(f, obj))])
+            for f in fields}
+
+
+def _insert_statement(table: str, values: dict[str, tuple[str, list]]) -> tuple[str, list]:
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(column) for column in values)
+    marks = ", ".join(mark for mark, _ in values.values())
+    # names from the models and placeholders only; every value is a parameter
+    return (f"INSERT INTO {qn(table)} ({columns}) VALUES ({marks})",  # noqa: S608
+            [value for _, params in values.values() for value in params])
+
+
+def _insert_with_event(task: TradeTask, event: AuditEvent, *,
+                       approval_above: Decimal | None = None) -> None:
+    """PostgreSQL: the task's row and its audit row in one statement, which is a transaction on
+    its own: one round trip instead of BEGIN, two INSERTs and COMMIT (and, for a money task, the
+    policy read before them). A submit is the latency a dealer waits for, and on a busy
+    database each round trip costs a scheduling delay.
+
+    With ``approval_above`` (a money task's absolute amount) the statement decides the task's
+    state, and the audit row's outcome, by :func:`needs_approval`'s money rule against the
+    platform's policy row as it is at that moment; ``task.state`` is updated from the answer.
+    """
+    task_values, event_values = _insert_values(task), _insert_values(event)
+    policy_cte, policy_params = "", []
+    if approval_above is not None:
+        threshold = OperationPolicy._meta.get_field("approval_threshold")
+        policy_table = connection.ops.quote_name(OperationPolicy._meta.db_table)
+        policy_cte = ("policy AS (SELECT COALESCE((SELECT approval_threshold FROM "  # noqa: S608
+                      f"{policy_table} WHERE platform_id = %s), %s) < %s AS approval), ")
+        policy_params = [task.platform_id, threshold.get_default(), approval_above]
+        task_values["state"] = ("CASE WHEN (SELECT approval FROM policy) THEN %s ELSE %s END",
+                                [TaskState.PENDING_APPROVAL, TaskState.QUEUED])
+        task_values["queued_at"] = ("CASE WHEN (SELECT approval FROM policy) THEN NULL "
+                                    "ELSE %s END", task_values["queued_at"][1])
+        event_values["outcome"] = ("(SELECT state FROM new_task)", [])
+    task_sql, task_params = _insert_statement(TradeTask._meta.db_table, task_values)
+    event_sql, event_params = _insert_statement(AuditEvent._meta.db_table, event_values)
+    pk = connection.ops.quote_name(str(TradeTask._meta.pk.column))
+    # only generated SQL is formatted in; every value is a parameter
+    sql = (f"WITH {policy_cte}new_task AS ({task_sql} RETURNING {pk}, state) "  # noqa: S608
+           f"{event_sql} RETURNING (SELECT {pk} FROM new_task), (SELECT state FROM new_task)")
+    # inside a caller's transaction a savepoint keeps a duplicate key from aborting it
+    in_caller_transaction = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with in_caller_transaction, connection.cursor() as cursor:
+        cursor.execute(sql, [*policy_params, *task_params, *event_params])
+        task.pk, task.state = cursor.fetchone()
+    if task.state == TaskState.PENDING_APPROVAL:
+        task.queued_at = None
+    task._state.adding, task._state.db = False, connection.alias
 
 
 # ------------------------------------------------------------------------------ approvals
@@ -289,7 +408,7 @@ def decide(task_id: int, *, actor: Actor, approve: bool, note: str = "") -> Trad
             if approve:
                 task.state, task.queued_at = TaskState.QUEUED, timezone.now()
                 task.save(update_fields=["state", "queued_at", "updated_at"])
-                _enqueue_execute(task.pk)
+                _enqueue_execute(task)
             else:
                 task.state, task.finished_at, task.secret = (TaskState.CANCELLED, timezone.now(),
                                                              "")
@@ -326,20 +445,26 @@ def cancel(task_id: int, *, actor: Actor) -> TradeTask:
 # ------------------------------------------------------------------------------ wire bodies
 
 
+def _money_wire(task: TradeTask) -> dict:
+    """A balance / credit operation's call: a pure function of the payload and the tag."""
+    p = task.payload
+    _, command = ops.MONEY_KINDS[task.kind]
+    body = {
+        "tradeTransactionType": "BrBalance", "tradeCommand": command, "orderBy": task.login,
+        "price": float(ops.signed_amount(task.kind, p)),
+        "comment": ops.tagged_comment(task.comment_tag, p.get("comment", "")),
+    }
+    if p.get("expiration"):
+        body["expiration"] = f"{p['expiration']}T23:59:59Z"
+    return {"op": "trade_transaction", "body": body}
+
+
 def _prepare_wire(task: TradeTask, client) -> dict:
     """The exact call to make, decided once (some kinds need a live read to build it)."""
     kind, p, login = task.kind, task.payload, task.login
     K = TaskKind
     if kind in ops.MONEY_KINDS:
-        _, command = ops.MONEY_KINDS[kind]
-        body = {
-            "tradeTransactionType": "BrBalance", "tradeCommand": command, "orderBy": login,
-            "price": float(ops.signed_amount(kind, p)),
-            "comment": ops.tagged_comment(task.comment_tag, p.get("comment", "")),
-        }
-        if p.get("expiration"):
-            body["expiration"] = f"{p['expiration']}T23:59:59Z"
-        return {"op": "trade_transaction", "body": body}
+        return _money_wire(task)
     if kind in (K.OPEN_ORDER, K.PLACE_PENDING):
         body = {
             "tradeTransactionType": "BrOpen" if kind == K.OPEN_ORDER else "PendingOpen",
@@ -522,7 +647,11 @@ balance_reads = BalanceReads()
 def _balance_after(task: TradeTask, client) -> Decimal | None:
     if task.kind not in ops.MONEY_KINDS or task.login is None:
         return None
-    user = balance_reads.user(task.platform_id, client, task.login)
+    return _balance_of(task, balance_reads.user(task.platform_id, client, task.login))
+
+
+def _balance_of(task: TradeTask, user) -> Decimal | None:
+    """The balance (or credit, for credit kinds) a money task reports, from the account read."""
     if user is None:
         return None
     value = user.credit if ops.MONEY_KINDS[task.kind][1] == "Credit" else user.balance
@@ -531,19 +660,40 @@ def _balance_after(task: TradeTask, client) -> Decimal | None:
 
 def _confirm(task: TradeTask, client, answer: dict, activity: str | None, how: str) -> None:
     new_balance = _balance_after(task, client)
+    with transaction.atomic():  # one commit for the outcome and its audit row
+        if _mark_confirmed(task, answer, activity, how, new_balance):
+            _audit(task, f"trade_task.{task.kind}", "confirmed", before=task.preview,
+                   after=_confirmed_after(task),
+                   detail=f"attempt {task.attempts}, resolved by {how}")
+
+
+def _mark_confirmed(task: TradeTask, answer: dict, activity: str | None, how: str,
+                    new_balance: Decimal | None) -> bool:
     result = {**answer, "resolved_by": how}
     if new_balance is not None:
         result["new_balance"] = str(new_balance)
-    with transaction.atomic():  # one commit for the outcome and its audit row
-        if _transition(
-            task, TaskState.CONFIRMED, from_states=OPEN_STATES, result=result,
-            ticket=answer.get("order") or answer.get("ticket") or None,
-            new_balance=new_balance, activity_id=activity or "", resolved_by=how,
-            message="", error_code="", manager_code="",
-        ):
-            after = {"kind": task.kind, **task.payload, **result}
-            _audit(task, f"trade_task.{task.kind}", "confirmed", before=task.preview,
-                   after=after, detail=f"attempt {task.attempts}, resolved by {how}")
+    return _transition(
+        task, TaskState.CONFIRMED, from_states=OPEN_STATES, result=result,
+        ticket=answer.get("order") or answer.get("ticket") or None,
+        new_balance=new_balance, activity_id=activity or "", resolved_by=how,
+        message="", error_code="", manager_code="",
+    )
+
+
+def _confirmed_after(task: TradeTask) -> dict:
+    return {"kind": task.kind, **task.payload, **task.result}
+
+
+def _outcome_event(task: TradeTask, outcome: str, *, before: dict, after: dict,
+                   detail: str) -> AuditEvent:
+    """The audit row ``_audit`` writes for a worker-side outcome, unsaved (for a bulk insert):
+    recorded under the requester and their IP, as every worker-side attempt is."""
+    return AuditEvent(
+        actor_id=task.requested_by_id, ip_address=task.requested_ip or None,
+        action=f"trade_task.{task.kind}", platform_id=task.platform_id, target=_target(task),
+        before=audit.scrub(before or {}), after=audit.scrub(after), outcome=outcome,
+        detail=detail, request_id=task.request_id,
+    )
 
 
 def _reject(task: TradeTask, exc: ManagerApiError) -> None:
@@ -578,18 +728,27 @@ def _send(task: TradeTask, client) -> str:
     """One attempt under the task's key; records the outcome. Re-raises 'nothing sent'."""
     try:
         answer, activity = _call(task, client, task.wire)
-    except OutcomeUnknown as exc:  # incl. dropped connections and non-WebAPI answers
-        _unknown(task, exc)
-    except NOT_SENT_ERRORS:
-        raise
-    except ManagerApiError as exc:
-        if exc.code in ("Internal", "InvalidResponse", "TransportError"):
-            _unknown(task, exc)
-        else:
-            _reject(task, exc)
+    except Exception as exc:
+        if not _record_failure(task, exc):
+            raise
     else:
         _confirm(task, client, answer, activity, "answer" if task.attempts <= 1 else "resend")
     return task.state
+
+
+def _record_failure(task: TradeTask, exc: Exception) -> bool:
+    """Record what a failed attempt means. False for 'nothing sent' (the caller puts the task
+    back) and for errors that are not the platform's answer (the task stays ``sent`` for the
+    sweeper's read-first reconcile)."""
+    if isinstance(exc, OutcomeUnknown):  # incl. dropped connections and non-WebAPI answers
+        _unknown(task, exc)
+    elif isinstance(exc, NOT_SENT_ERRORS) or not isinstance(exc, ManagerApiError):
+        return False
+    elif exc.code in ("Internal", "InvalidResponse", "TransportError"):
+        _unknown(task, exc)
+    else:
+        _reject(task, exc)
+    return True
 
 
 def execute(task_id: int) -> str:
@@ -628,6 +787,180 @@ def execute(task_id: int) -> str:
         _transition(task, TaskState.QUEUED, from_states=[TaskState.SENT],
                     error_code=exc.code, message=staff_message(exc))
         raise
+
+
+# ------------------------------------------------------------------------------ drain
+
+
+_send_pool: ThreadPoolExecutor | None = None
+_send_pool_lock = threading.Lock()
+
+
+def _sender() -> ThreadPoolExecutor:
+    """The process's threads for a drain's calls (as many as the worker's concurrency)."""
+    global _send_pool
+    with _send_pool_lock:
+        if _send_pool is None:
+            _send_pool = ThreadPoolExecutor(settings.CELERY_TRADING_WORKER_CONCURRENCY,
+                                            thread_name_prefix="trade-send")
+        return _send_pool
+
+
+def _claim_batch(platform_pk: int, limit: int) -> list[int]:
+    """Claim up to ``limit`` queued, never-attempted money tasks of the platform: ``queued →
+    sent`` (attempt 1) in one conditional UPDATE, committed before anything is sent.
+
+    Exactly the guard of the single claim, for many rows: the state condition is re-checked
+    per row by the UPDATE itself, so two drains (or a drain and ``execute``) never both claim
+    a task; on PostgreSQL ``SKIP LOCKED`` lets concurrent drains take different rows instead
+    of waiting on each other. Tasks that were put back after "nothing sent" (attempts > 0)
+    are left to their own retrying message.
+    """
+    table = connection.ops.quote_name(TradeTask._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    skip_locked = (" FOR UPDATE SKIP LOCKED"
+                   if connection.features.has_select_for_update_skip_locked else "")
+    kinds = ", ".join(["%s"] * len(BATCHED_KINDS))
+    # the model's own table name is the only thing formatted in; every value is a parameter
+    sql = (
+        f"UPDATE {table} SET state = %s, sent_at = %s, updated_at = %s, attempts = attempts + 1"  # noqa: S608
+        f" WHERE id IN (SELECT id FROM {table} WHERE platform_id = %s AND state = %s"
+        f" AND attempts = 0 AND wire IS NOT NULL AND kind IN ({kinds})"
+        f" ORDER BY id LIMIT %s{skip_locked}) AND state = %s RETURNING id"
+    )
+    params = [TaskState.SENT, now, now, platform_pk, TaskState.QUEUED, *BATCHED_KINDS, limit,
+              TaskState.QUEUED]
+    with connection.cursor() as cursor:  # autocommit: committed when it returns
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def drain(platform_pk: int) -> dict[str, int]:
+    """Send every queued money task of a platform, in batches (``drain_trade_tasks``' body).
+
+    One Celery message moves many tasks: per batch one claim UPDATE, the calls in parallel
+    (each under its own request id as the ``Idempotency-Key``, exactly as ``execute``), one
+    balance read for the confirmed accounts, and one transaction recording the confirmations
+    with their audit rows. Lost answers and refusals take the single-task path; a task the
+    platform never received goes back to ``queued`` with its own retrying message.
+    """
+    try:
+        cache.delete(_drain_key(platform_pk))  # before claiming: see request_drain
+    except Exception:
+        log.warning("could not clear the drain mark", exc_info=True)
+    platform = TradePlatform.objects.get(pk=platform_pk)
+    counts: dict[str, int] = {}
+    while ids := _claim_batch(platform_pk, DRAIN_BATCH):
+        tasks = list(TradeTask.objects.filter(pk__in=ids).order_by("pk"))
+        for task in tasks:
+            task.platform = platform
+        for state in _send_batch(tasks, client_for(platform)):
+            counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def _send_batch(tasks: list[TradeTask], client) -> list[str]:
+    def attempt(task: TradeTask):
+        try:  # a drain claims only tasks with a stored wire body
+            return _call(task, client, cast(dict, task.wire)), None
+        except Exception as exc:
+            return None, exc
+
+    confirmed = []
+    for task, (answer, exc) in zip(tasks, _sender().map(attempt, tasks), strict=True):
+        if exc is None:
+            confirmed.append((task, answer))
+        elif isinstance(exc, NOT_SENT_ERRORS):
+            _put_back(task, exc)
+        elif not _record_failure(task, exc):
+            log.error("trade task %s: unexpected error, left for the sweeper", task.pk,
+                      exc_info=exc)
+    _confirm_batch(confirmed, client)
+    return [task.state for task in tasks]
+
+
+def _put_back(task: TradeTask, exc: ManagerApiError) -> None:
+    """Nothing was sent: ``queued`` again, retried by its own message (counted as the first
+    retry, so the task still fails after the same number of tries as ``execute``'s)."""
+    from platforms.trading.tasks import execute_trade_task
+
+    if _transition(task, TaskState.QUEUED, from_states=[TaskState.SENT],
+                   error_code=exc.code, message=staff_message(exc)):
+        execute_trade_task.apply_async((task.pk,), countdown=1, retries=1)
+
+
+def _confirm_batch(confirmed: list[tuple[TradeTask, tuple[dict, str | None]]], client) -> None:
+    """Confirm the answered tasks of a batch: one balance read, read after every answer, for
+    all their accounts, then the outcomes and their audit rows in one transaction."""
+    if not confirmed:
+        return
+    logins = sorted({task.login for task, _ in confirmed
+                     if task.kind in ops.MONEY_KINDS and task.login is not None})
+    users: dict[int, Any] = {}
+    if logins:
+        try:
+            users = {u.login: u for u in client.mt4.user_records_request(logins)}
+        except ManagerApiError as exc:
+            log.warning("balance read after confirmation failed: %s", exc.code)
+    rows = []
+    for task, (answer, activity) in confirmed:
+        how = "answer" if task.attempts <= 1 else "resend"
+        balance = (_balance_of(task, users.get(task.login))
+                   if task.kind in ops.MONEY_KINDS and task.login is not None else None)
+        result = {**answer, "resolved_by": how}
+        if balance is not None:
+            result["new_balance"] = str(balance)
+        rows.append((task, {
+            "result": result, "ticket": answer.get("order") or answer.get("ticket") or None,
+            "new_balance": balance, "activity_id": activity or "", "resolved_by": how,
+        }))
+    with transaction.atomic():  # the outcomes and their audit rows commit together
+        if connection.vendor == "postgresql":
+            done = _confirm_rows(rows)
+        else:
+            done = [task for task, values in rows if _transition(
+                task, TaskState.CONFIRMED, from_states=OPEN_STATES, message="",
+                error_code="", manager_code="", **values)]
+        AuditEvent.objects.bulk_create([
+            _outcome_event(task, "confirmed", before=task.preview, after=_confirmed_after(task),
+                           detail=f"attempt {task.attempts}, resolved by {task.resolved_by}")
+            for task in done
+        ])
+
+
+def _confirm_rows(rows: list[tuple[TradeTask, dict]]) -> list[TradeTask]:
+    """PostgreSQL: ``_transition(..., CONFIRMED, from_states=OPEN_STATES)`` for many tasks in
+    one UPDATE (the same per-row state guard); returns the tasks it moved, updated in place."""
+    now = timezone.now()
+    table = connection.ops.quote_name(TradeTask._meta.db_table)
+    values = ", ".join(["(%s::bigint, %s::jsonb, %s::bigint, %s::numeric, %s, %s)"] * len(rows))
+    params: list[Any] = [TaskState.CONFIRMED, now, now]
+    for task, row in rows:
+        params += [task.pk, json.dumps(row["result"]), row["ticket"], row["new_balance"],
+                   row["activity_id"], row["resolved_by"]]
+    params += list(OPEN_STATES)
+    # only the table name is formatted in; every value is a parameter
+    sql = (
+        f"UPDATE {table} AS t SET state = %s, updated_at = %s, finished_at = %s, "  # noqa: S608
+        "result = v.result, ticket = v.ticket, new_balance = v.new_balance, "
+        "activity_id = v.activity_id, resolved_by = v.resolved_by, secret = '', "
+        "next_check_at = NULL, message = '', error_code = '', manager_code = '' "
+        f"FROM (VALUES {values}) AS v(id, result, ticket, new_balance, activity_id, resolved_by)"
+        " WHERE t.id = v.id AND t.state IN (%s, %s) RETURNING t.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        moved = {row[0] for row in cursor.fetchall()}
+    done = []
+    for task, row in rows:
+        if task.pk in moved:
+            for name, value in row.items():
+                setattr(task, name, value)
+            task.state, task.updated_at, task.finished_at = TaskState.CONFIRMED, now, now
+            task.secret, task.next_check_at = "", None
+            task.message = task.error_code = task.manager_code = ""
+            done.append(task)
+    return done
 
 
 class HedgePending(Exception):

@@ -36,6 +36,16 @@ def execute_trade_task(task_id: int) -> str:
     return services.execute(task_id)
 
 
+@shared_task(acks_late=True, soft_time_limit=250, time_limit=300)
+def drain_trade_tasks(platform_id: int) -> dict[str, int]:
+    """Send the platform's queued money tasks in batches (one message for many tasks).
+
+    Safe to run twice or on several workers at once: each task is claimed by a conditional
+    UPDATE before it is sent, so a redelivered or duplicated message only finds less to do.
+    """
+    return services.drain(platform_id)
+
+
 @shared_task(acks_late=True, soft_time_limit=100, time_limit=120)
 def reconcile_trade_task(task_id: int) -> str:
     """Learn the outcome of a sent / outcome-unknown task (read first, then same-key resend)."""

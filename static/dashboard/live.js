@@ -8,6 +8,9 @@
 //   data-live-platforms="1,2" data-live-alerts="1"  (margin monitor) also receive every account
 //       outside the Ok band; rows are added from <template data-live-row-template="pk"> and
 //       tables [data-live-monitor="pk"] are kept ordered by band, then level.
+//   data-live-exposure="1,2"  (net-exposure page) the platforms whose exposure it shows: when
+//       one changes (a client trade in the user's scope, a coverage fill) the element gets a
+//       "live-exposure" event (its htmx trigger re-reads the figures from the server).
 //   data-live-status    the connection indicator;  data-live-badge  the margin-call count;
 //   data-live-upstream="pk"  the upstream hub state;  data-live-notify  checkbox: sound +
 //   browser notification when an account enters margin call.
@@ -31,6 +34,10 @@ function collect() {
   const accounts = {};
   const symbols = {};
   if (root) root.dataset.livePlatforms.split(",").filter(Boolean).forEach((p) => platforms.add(+p));
+  const exposure = new Set();
+  for (const el of document.querySelectorAll("[data-live-exposure]")) {
+    el.dataset.liveExposure.split(",").filter(Boolean).forEach((p) => exposure.add(+p));
+  }
   for (const el of document.querySelectorAll("[data-live-account]")) {
     const [pk, login] = el.dataset.liveAccount.split(":");
     if (!pk || !login) continue;
@@ -49,6 +56,7 @@ function collect() {
     accounts: asLists(accounts),
     symbols: asLists(symbols),
     alerts: !!(root && root.dataset.liveAlerts === "1"),
+    exposure: [...exposure],
   };
 }
 
@@ -117,6 +125,20 @@ class Live {
     };
   }
 
+  // Is the socket up and allowed? (pages poll as a fallback only while it is not)
+  isOpen() {
+    return !!(this.ws && this.ws.readyState === WebSocket.OPEN && !this.revoked);
+  }
+
+  exposureChanged(pks) {
+    const changed = new Set(pks.map(String));
+    for (const el of document.querySelectorAll("[data-live-exposure]")) {
+      if (el.dataset.liveExposure.split(",").some((pk) => changed.has(pk))) {
+        el.dispatchEvent(new CustomEvent("live-exposure", { detail: { platforms: pks } }));
+      }
+    }
+  }
+
   setStatus(forced) {
     let state = forced;
     if (!state && this.revoked) state = "revoked";
@@ -166,6 +188,7 @@ class Live {
       for (const event of frame.events || []) {
         document.dispatchEvent(new CustomEvent("live:event", { detail: event }));
       }
+      if (frame.exposure && frame.exposure.length) this.exposureChanged(frame.exposure);
     } else if (frame.t === "denied") {
       console.warn("live: not allowed to watch platforms", frame.platforms, frame.reason || "");
       // a grant narrowed while the page was open: its values for those platforms are stale
@@ -311,7 +334,9 @@ document.addEventListener("live:event", (event) => {
   }
 });
 
-const hasHooks = document.querySelector("[data-live-platforms], [data-live-account], [data-live-symbol]");
+const hasHooks = document.querySelector(
+  "[data-live-platforms], [data-live-account], [data-live-symbol], [data-live-exposure]",
+);
 if (hasHooks) {
   window.live = new Live();
   window.live.connect();

@@ -137,3 +137,12 @@ async def test_async_hooks_see_token_calls(sb: Sandbox):
         await c.mt4.server_time()
     assert any(r.url.path.endswith("/connect/token") for r in recorder.requests)
     assert time.monotonic() - started < 5
+
+
+async def test_async_large_answers_read_into_one_buffer_give_the_same_records(
+    aclient: AsyncManagerClient, monkeypatch
+):
+    trades = await aclient.mt4.trades_snapshot()
+    monkeypatch.setattr("platforms.client._core.LARGE_BODY", 0)
+    assert await aclient.mt4.trades_snapshot() == trades
+    assert await aclient.mt4.margins_get() == await aclient.mt4.margins_get()

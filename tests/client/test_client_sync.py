@@ -331,6 +331,22 @@ def test_sidecar_down_is_connection_not_made_and_trips_its_breaker(
     sb.sidecar(True)
 
 
+def test_large_answers_read_into_one_buffer_give_the_same_records(
+    client: ManagerClient, sb: Sandbox, recorder: Recorder, monkeypatch
+):
+    """Every answer above ``LARGE_BODY`` (here: every answer) is streamed into one buffer
+    instead of being joined from chunks; records, errors and proxy pages read the same."""
+    users, trades = client.mt4.users_snapshot(), client.mt4.trades_snapshot()
+    monkeypatch.setattr("platforms.client._core.LARGE_BODY", 0)
+    assert client.mt4.users_snapshot() == users and client.mt4.trades_snapshot() == trades
+    assert int(recorder.responses[-1].headers["content-length"]) > 100_000
+    with pytest.raises(NotFound):
+        client.mt4.user_record_get(999_999_999)
+    sb.fault(operation="ServerTime", html502=True, times=1)
+    with pytest.raises(InvalidResponse):
+        client.mt4.server_time()
+
+
 def test_sync_start_then_sidecar_read(client: ManagerClient):
     started = client.mt4.users_sync_start(0)
     assert started.data is True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import msgspec
 import pytest
 
@@ -21,6 +22,7 @@ from platforms.client import (
     WriteInvalidResponse,
     split_flags,
 )
+from platforms.client._core import LARGE_BODY, BodyBuffer
 from platforms.client.operations import interpret, prepare
 
 PID = str(uuid.uuid4())
@@ -52,14 +54,14 @@ def test_config_hides_secret_and_validates():
 def test_prepare_read_and_sidecar():
     call = prepare(CONFIG, MT4["UsersRequest"], query={"limit": 5, "cursor": None})
     assert call.url == f"http://api.example/api/v2/MT4/{PID}/UsersRequest"
-    assert call.params == [("limit", "5")]
+    assert call.params == (("limit", "5"),)
     assert call.headers["X-Request-Timeout"] == "10"
     assert "Idempotency-Key" not in call.headers
     assert call.http_timeout == 40
     side = prepare(CONFIG, MT4["UsersSnapshot"])
     assert side.url.startswith("http://x86.example/api/v2/MT4/")
     batch = prepare(CONFIG, MT4["UserRecordsRequest"], query={"logins": [1, 2]})
-    assert batch.params == [("logins", "1"), ("logins", "2")]
+    assert batch.params == (("logins", "1"), ("logins", "2"))
 
 
 def test_prepare_write_key_and_deadline():
@@ -157,3 +159,43 @@ def test_package_does_not_import_django():
         "sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# --------------------------------------------------------------------------- large bodies
+
+
+def _streamed(body: bytes, headers: dict[str, str]) -> httpx.Response:
+    """A response whose body arrives in 7-byte chunks, as from the network."""
+    chunks = [body[i : i + 7] for i in range(0, len(body), 7)]
+    return httpx.Response(200, headers=headers, stream=httpx.ByteStream(b"".join(chunks)))
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(lambda body: {"content-length": str(len(body))}, id="announced"),
+        pytest.param(lambda body: {}, id="unknown-length"),
+        pytest.param(lambda body: {"content-length": str(len(body) - 10)}, id="longer-than-said"),
+        pytest.param(lambda body: {"content-length": str(len(body) + 10)}, id="shorter-than-said"),
+    ],
+)
+def test_a_large_body_is_gathered_into_one_buffer_byte_for_byte(headers):
+    body = msgspec.json.encode({"data": [{"login": n, "name": "x" * (n % 50)}
+                                         for n in range(2000)]})
+    buffer = BodyBuffer(httpx.Headers(headers(body)))
+    for start in range(0, len(body), 7):
+        buffer.add(body[start : start + 7])
+    assert bytes(buffer.body()) == body
+
+
+def test_only_large_or_unannounced_bodies_take_the_buffer():
+    assert not BodyBuffer.wanted(_streamed(b"{}", {"content-length": "2"}))
+    assert BodyBuffer.wanted(_streamed(b"{}", {"content-length": str(LARGE_BODY)}))
+    assert BodyBuffer.wanted(_streamed(b"{}", {}))
+
+
+def test_answers_decode_from_the_buffer_as_from_bytes():
+    body = (b'{"error":null,"meta":{"activityId":"a"},"data":'
+            + msgspec.json.encode([{"login": 7, "group": "demo"}]) + b"}")
+    call = prepare(CONFIG, MT4["UsersSnapshot"], query={"limit": 10})
+    assert interpret(call, 200, {}, bytearray(body)) == interpret(call, 200, {}, body)

@@ -138,7 +138,10 @@ def test_the_page_never_calls_the_bridge_and_says_how_old_coverage_is(market, lp
     answer = client.get(f"/platforms/{mt4.pk}/exposure/", HTTP_HX_REQUEST="true")
     assert answer.status_code == 200
     assert '<section id="exposure-table"' in answer.content.decode()
-    assert 'hx-trigger="every 2s"' in answer.content.decode()
+    body = answer.content.decode()
+    # re-read on the socket's "exposure changed" frames; polled only while the socket is down
+    assert f'data-live-exposure="{mt4.pk}"' in body and "live-exposure," in body
+    assert "every 2s [!(window.live && window.live.isOpen())]" in body
     stats = wire.control("GET", "/stats").json()["operations"]
     assert not any(v.get("received") for k, v in stats.items()
                    if k in ("account", "positions", "symbols")), stats

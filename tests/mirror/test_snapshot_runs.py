@@ -181,6 +181,50 @@ def test_incremental_run_changes_exactly_the_changed_rows(mirror_platforms, mirr
     assert final["accounts"] == after["accounts"] and final["open"] == after["open"]
 
 
+def test_incremental_run_refreshes_margins_that_moved_without_a_user_change(
+        mirror_platforms, celery_worker):
+    """A new trade moves its account's margin but not its user record: the incremental
+    takes the figures from ``MarginsGet`` (the ones computed since its window began) and
+    leaves every other account untouched."""
+    mt4, _ = mirror_platforms
+    assert snapshot(mt4, "full", celery_worker).state == SnapshotState.SUCCEEDED
+    before = mirror_of(mt4)
+    versions = row_versions(mt4)
+    client = client_for(mt4).mt4
+    login = next(x for x in sorted(before["accounts"]) if before["accounts"][x]["margin"])
+    time.sleep(1.1)  # the sync and the margin stamps are by whole server seconds
+    opened = client.trade_transaction({
+        "tradeTransactionType": "BrOpen", "tradeCommand": "Buy", "orderBy": login,
+        "symbol": "EURUSD", "volume": 10,
+    })
+    added = client.user_record_new({"group": "demo\\usd", "name": "Added Client"}).data.login
+    try:
+        run = snapshot(mt4, "incremental", celery_worker)
+    finally:  # the session's sandbox keeps its 300 accounts for the other tests
+        client.users_group_op("Delete", [added])
+    assert run.state == SnapshotState.SUCCEEDED, run.error
+    after = mirror_of(mt4)
+    # An account added since the full run gets its first figures too.
+    added_row = after["accounts"].pop(added)
+    assert added_row["equity"] == 0.0 and added_row["margin_state"] == "Ok"
+    assert set(after["open"]) - set(before["open"]) == {opened.data.order}
+    margin = next(m for m in client.margins_get() if m.login == login)
+    account = after["accounts"][login]
+    assert account["margin"] == pytest.approx(margin.margin)
+    assert account["margin"] > before["accounts"][login]["margin"]
+    assert account["equity"] == pytest.approx(margin.equity)
+    assert {k for k, v in account.items() if v != before["accounts"][login][k]} <= {
+        "equity", "margin", "free_margin", "margin_level", "margin_state"}
+    changed = {x for x in after["accounts"] if after["accounts"][x] != before["accounts"][x]}
+    assert changed == {login}
+    table = MirrorAccount._meta.db_table
+    touched = {x for x, version in row_versions(mt4)[table].items()
+               if x != added and version != versions[table][x]}
+    assert touched <= {login}  # SQLite shows last_seen_at only, which margins leave alone
+    if connection.vendor == "postgresql":
+        assert touched == {login}
+
+
 def test_history_run_loads_closed_trades_and_balance_operations(mirror_platforms, celery_worker):
     mt4, _ = mirror_platforms
     assert snapshot(mt4, "full", celery_worker).state == SnapshotState.SUCCEEDED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.sandbox.conftest import Api
@@ -268,3 +270,19 @@ def test_users_crud_and_passwords(api: Api) -> None:
         is True
     )
     assert api.err(api.mt4("GET", f"UserRecordGet/{login}"))["code"] == "NotFound"
+
+
+def test_margins_say_when_their_figures_last_changed(api: Api, fresh_login: int) -> None:
+    """``MarginsGet`` is the server's cache: ``updated`` moves only with the figures, so a
+    reader can tell what moved since a time (the market is frozen in this sandbox)."""
+    before = {m["login"]: m for m in api.ok(api.mt4("GET", "MarginsGet"))}
+    time.sleep(1.1)  # ``updated`` is in whole seconds
+    api.ok(api.tx({"tradeTransactionType": "BrBalance", "tradeCommand": "Balance",
+                   "orderBy": fresh_login, "price": 100.0, "comment": "margin stamp"}))
+    after = {m["login"]: m for m in api.ok(api.mt4("GET", "MarginsGet"))}
+
+    assert after[fresh_login]["updated"] > before[fresh_login]["updated"]
+    assert after[fresh_login]["equity"] == pytest.approx(before[fresh_login]["equity"] + 100)
+    assert {x: m for x, m in after.items() if x != fresh_login} == {
+        x: m for x, m in before.items() if x != fresh_login}
+    assert api.ok(api.mt4("GET", f"MarginLevelGet/{fresh_login}")) == after[fresh_login]

@@ -177,3 +177,50 @@ def test_messaging_and_plugins(api: Api) -> None:
     assert api.ok(api.mt4("POST", "PluginUpdate", sidecar=True, json=param)) is True
     assert api.ok(api.mt4("GET", "PluginParamGet/1", sidecar=True))["params"][0]["value"] == "20"
     assert api.err(api.mt4("GET", "PluginParamGet/9", sidecar=True))["code"] == "NotFound"
+
+
+def test_sync_from_the_change_log_finds_every_change_a_full_scan_finds() -> None:
+    """``*SyncStart`` reads a log of what changed instead of scanning 100,000s of records:
+    after every kind of change the log and a scan of every record agree."""
+    import time
+
+    from platforms.sandbox.market import BALANCE, BUY, BUY_LIMIT, SELL, Market
+    from platforms.sandbox.state import MT4Platform
+
+    now = time.time()
+    market = Market(3, float(int(now // 86400) * 86400))
+    p = MT4Platform(3, 60, market, now=now)
+    other = MT4Platform(4, 60, market, now=now)  # its changes must not leak into p's sync
+    since = now + 1
+    first, second, fourth = (p.accounts[x] for x in p.logins[:3])
+    third = next(a for a in p.accounts.values()
+                 if a not in (first, second, fourth)
+                 and any(t.cmd in (BUY, SELL) and t.volume > 1 for t in a.open))
+    removed, renamed = [x for x in p.logins[3:] if x != third.login][:2]
+    removed_trades = {t.ticket for t in p.accounts[removed].open}
+    eurusd = market.symbols["EURUSD"]
+    opened = p.open_trade(first, eurusd, BUY, 10, 0.0, 0.0, 0.0, "new", since + 1)
+    pending = p.open_trade(second, eurusd, BUY_LIMIT, 10, round(eurusd.bid * 0.98, 5),
+                           0.0, 0.0, "pending", since + 1)
+    p.modify_trade(opened, 0.0, 0.0, 0.0, since + 2)
+    market_trade = next(t for t in third.open if t.cmd in (BUY, SELL) and t.volume > 1)
+    p.close_trade(market_trade, market_trade.volume // 2, since + 2)  # partial
+    p.delete_trade(pending, since + 3)
+    deposit = p.balance_op(fourth, BALANCE, 100.0, "deposit", since + 3)
+    p.remove_account(removed, since + 4)
+    p.accounts[renamed].touch(since + 4)
+    other.accounts[other.logins[0]].touch(since + 4)
+    other.open_trade(other.accounts[other.logins[1]], eurusd, SELL, 10, 0.0, 0.0, 0.0, "x",
+                     since + 4)
+
+    for start in (since, since + 2, since + 4, since + 9, 0.0):
+        assert p.changed_trades(start) == p.changed_trades(start, scan=True)
+        assert p.changed_accounts(start) == p.changed_accounts(start, scan=True)
+    rest = next(t.ticket for t in third.open if t.comment == f"from #{market_trade.ticket}")
+    assert {t.ticket for t in p.changed_trades(since)} == {
+        opened.ticket, pending.ticket, market_trade.ticket, rest, deposit.ticket,
+        *removed_trades}
+    assert [a.login for a in p.changed_accounts(since)] == sorted(
+        [third.login, fourth.login, renamed])
+    assert [t.ticket for t in p.changed_trades(since + 3)] == sorted(
+        {pending.ticket, deposit.ticket, *removed_trades})
