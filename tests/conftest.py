@@ -11,6 +11,12 @@ from tests import sandbox_process
 from tests.sandbox_process import SandboxInfo, forget_connections, start_sandbox
 
 
+def pytest_configure(config):
+    """Hash test users' passwords with few rounds (``tests.hashers``): the suite's CPU went
+    mostly to PBKDF2 otherwise. Production settings are untouched."""
+    settings.PASSWORD_HASHERS = ["tests.hashers.QuickPBKDF2PasswordHasher"]
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Every answer any sandbox gave this session was judged against the vendor's document."""
     if sandbox_process.violations:
