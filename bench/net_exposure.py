@@ -92,82 +92,68 @@ def _client_net(html: str, symbol: str) -> float | None:
 async def live_latency(mt4, traders: list[int], cookie: str, trades: int) -> dict:
     """Client trade → "exposure changed" frame → re-read partial showing it (see the doc)."""
     import asyncio
-    import socket
     import subprocess
-    import threading
 
     import httpx
-    import uvicorn
     from websockets.asyncio.client import connect
 
-    from dashboard.asgi import application
     from platforms.client import records as r
     from platforms.connections import client_for
     from platforms.sandbox.process import ROOT
+    from tests.asgi_server import serve_dashboard
 
     stream = subprocess.Popen([sys.executable, "manage.py", "stream", "--platform", str(mt4.pk)],
                               cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port,
-                                           lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        await asyncio.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
     manager = client_for(mt4)
     frames, pages = [], []
     try:
-        async with httpx.AsyncClient(base_url=base, cookies={"sessionid": cookie},
-                                     headers={"HX-Request": "true"}) as http, \
-                connect(f"ws://127.0.0.1:{port}/ws/live/", origin=base,
-                        additional_headers={"Cookie": f"sessionid={cookie}"}) as ws:
-            await ws.send(json.dumps({"type": "watch", "exposure": [mt4.pk]}))
-            url = f"/platforms/{mt4.pk}/exposure/"
-            html = (await http.get(url)).text
-            net = {symbol: _client_net(html, symbol) or 0.0 for symbol in LIVE_SYMBOLS}
-            started = time.monotonic()  # until the stream process's bridge is up
-            while True:
-                assert time.monotonic() - started < 120, "the bridge did not come up"
-                try:
-                    frame = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
-                except TimeoutError:
-                    continue
-                if (frame.get("t") == "snap" and frame.get("up")) or frame.get(
-                        "status", {}).get(str(mt4.pk)):
-                    break
-
-            async def exposure_frame(deadline: float) -> float:
+        with serve_dashboard() as base:  # the tests' ASGI server (uvicorn in a thread)
+            async with httpx.AsyncClient(base_url=base, cookies={"sessionid": cookie},
+                                         headers={"HX-Request": "true"}) as http, \
+                    connect(base.replace("http://", "ws://", 1) + "/ws/live/", origin=base,
+                            additional_headers={"Cookie": f"sessionid={cookie}"}) as ws:
+                await ws.send(json.dumps({"type": "watch", "exposure": [mt4.pk]}))
+                url = f"/platforms/{mt4.pk}/exposure/"
+                html = (await http.get(url)).text
+                net = {symbol: _client_net(html, symbol) or 0.0 for symbol in LIVE_SYMBOLS}
+                started = time.monotonic()  # until the stream process's bridge is up
                 while True:
-                    raw = await asyncio.wait_for(ws.recv(), deadline - time.perf_counter())
-                    frame = json.loads(raw)
-                    if frame.get("t") == "u" and mt4.pk in frame.get("exposure", ()):
-                        return time.perf_counter()
-
-            for k in range(trades):
-                symbol = LIVE_SYMBOLS[k % len(LIVE_SYMBOLS)]
-                net[symbol] = round(net[symbol] + 0.01, 2)
-                while True:  # nothing left over from the last trade
+                    assert time.monotonic() - started < 120, "the bridge did not come up"
                     try:
-                        await asyncio.wait_for(ws.recv(), 0.01)
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
                     except TimeoutError:
+                        continue
+                    if (frame.get("t") == "snap" and frame.get("up")) or frame.get(
+                            "status", {}).get(str(mt4.pk)):
                         break
-                t0 = time.perf_counter()
-                await asyncio.to_thread(manager.mt4.trade_transaction, r.MT4TradeTransaction(
-                    trade_transaction_type="BrOpen", trade_command="Buy",
-                    order_by=traders[k % len(traders)], symbol=symbol, volume=1))
-                deadline = t0 + 10
-                frames.append(await exposure_frame(deadline) - t0)
-                while _client_net((await http.get(url)).text, symbol) != net[symbol]:
-                    await exposure_frame(deadline)  # not in yet: re-read on the next frame
-                pages.append(time.perf_counter() - t0)
-                await asyncio.sleep(LIVE_SPACING_S)
+
+                async def exposure_frame(deadline: float) -> float:
+                    while True:
+                        raw = await asyncio.wait_for(ws.recv(), deadline - time.perf_counter())
+                        frame = json.loads(raw)
+                        if frame.get("t") == "u" and mt4.pk in frame.get("exposure", ()):
+                            return time.perf_counter()
+
+                for k in range(trades):
+                    symbol = LIVE_SYMBOLS[k % len(LIVE_SYMBOLS)]
+                    net[symbol] = round(net[symbol] + 0.01, 2)
+                    while True:  # nothing left over from the last trade
+                        try:
+                            await asyncio.wait_for(ws.recv(), 0.01)
+                        except TimeoutError:
+                            break
+                    t0 = time.perf_counter()
+                    await asyncio.to_thread(manager.mt4.trade_transaction, r.MT4TradeTransaction(
+                        trade_transaction_type="BrOpen", trade_command="Buy",
+                        order_by=traders[k % len(traders)], symbol=symbol, volume=1))
+                    deadline = t0 + 10
+                    frames.append(await exposure_frame(deadline) - t0)
+                    while _client_net((await http.get(url)).text, symbol) != net[symbol]:
+                        await exposure_frame(deadline)  # not in yet: re-read on the next frame
+                    pages.append(time.perf_counter() - t0)
+                    await asyncio.sleep(LIVE_SPACING_S)
     finally:
-        server.should_exit = True
-        await asyncio.to_thread(thread.join, 10)
         stream.terminate()
         await asyncio.to_thread(stream.wait, 10)
     return {"live_frame": figures(frames), "live": figures(pages)}
