@@ -8,14 +8,17 @@ concurrency (``CELERY_TRADING_WORKER_POOL`` / ``CELERY_TRADING_WORKER_CONCURRENC
 
 * ours — N deposits submitted from 4 threads (4 web requests at once) with
   ``platforms.trading.services.submit`` (a row and its audit event, an on-commit drain
-  request), executed by the worker (the platform's drain claims the queued tasks in batches,
-  TradeTransaction under each request id, one balance read per batch, confirmations and audit
-  rows per batch); timed from the first submit to the last ``confirmed``; per task, submit →
-  confirmed latency from the row's own timestamps;
+  request), executed by the worker (the platform's one drain claims the queued tasks in
+  batches, TradeTransaction under each request id from ``TRADING_DRAIN_SENDERS`` threads, one
+  balance read per batch, confirmations and audit rows per batch); timed from the first submit
+  to the last ``confirmed``; per task, submit → confirmed latency from the row's own timestamps;
 * the limit — N ``client.mt4.trade_transaction`` calls from 4 threads, nothing else.
 
-Both sides run three rounds and report the median (rate; p50 and p99 of the median-rate
-round): the figures are noisy on a shared machine.
+Both sides run three rounds, alternating (ours, direct, ours, …), and report the median
+(rate; p50 and p99 of the median-rate round): the figures are noisy on a shared machine.
+Each round also reports the CPU each side spent per task (this process's submits, the worker,
+the sandbox, the database's server processes): where the time goes, and a figure that other
+load on the machine moves less.
 
 N = 1,000 (``--quick`` → 200). The last line printed is one JSON object (``ratio``,
 ``tasks_per_s``, ``p50_ms``, ``p99_ms`` …).
@@ -41,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._common import drop_database, percentile, recreate_database  # noqa: E402
+from bench._common import cpu_seconds, drop_database, percentile, recreate_database  # noqa: E402
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/dashboard_trade_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/7"
@@ -49,6 +52,13 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/7"
 SUBMIT_THREADS = DIRECT_THREADS = 4
 ROUNDS = 3
 LOGINS = list(range(100001, 100201))
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except OSError:  # gone since it was listed
+        return 0.0
 
 
 def start_worker(log: Path, pool: str, concurrency: int) -> subprocess.Popen:
@@ -105,9 +115,12 @@ def main() -> None:
 
     pool = settings.CELERY_TRADING_WORKER_POOL
     concurrency = settings.CELERY_TRADING_WORKER_CONCURRENCY
-    print(f"os.cpu_count() = {os.cpu_count()}; worker -P {pool} -c {concurrency}", flush=True)
+    senders = settings.TRADING_DRAIN_SENDERS
+    print(f"os.cpu_count() = {os.cpu_count()}; worker -P {pool} -c {concurrency}; "
+          f"{senders} drain senders", flush=True)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
+    from django.db import connection
 
     from platforms.connections import client_for
     from platforms.sandbox.process import start_sandbox
@@ -137,17 +150,37 @@ def main() -> None:
             time.sleep(0.05)
         TradeTask.objects.all().delete()
 
-        print(f"ours: {count:,} deposits through submit → queue → worker → confirm, "
-              f"{ROUNDS} rounds ...", flush=True)
+        print(f"ours: {count:,} deposits through submit → queue → worker → confirm; direct: "
+              f"{count:,} TradeTransaction calls; {ROUNDS} rounds of each ...", flush=True)
         def submit(i: int) -> None:  # each thread keeps its own database connection
             services.submit(actor=actor, platform=mt4, kind="deposit",
                             login=LOGINS[i % len(LOGINS)],
                             payload={"amount": f"{1 + i % 500}.25", "comment": f"bench {i}"},
                             request_id=uuid.uuid4())
 
-        rounds = []
-        for _ in range(ROUNDS):
+        sides = {"submit": None, "worker": worker.pid, "sandbox": sandbox.process.pid}
+
+        def database_pids() -> list[int]:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                               " AND pid <> pg_backend_pid()")
+                return [row[0] for row in cursor.fetchall()]
+
+        def cpu() -> dict[str, float]:
+            used = {side: cpu_seconds(pid) for side, pid in sides.items()}
+            # the database's share: its server processes for this database, each counted
+            # from when it was last seen (a connection opened during a round from zero)
+            server = {pid: _cpu_or_zero(pid) for pid in database_pids()}
+            used["database"] = sum(seconds - database_seen.get(pid, 0.0)
+                                   for pid, seconds in server.items())
+            database_seen.update(server)
+            return used
+
+        database_seen: dict[int, float] = {}
+
+        def ours_round() -> tuple[float, float, float, dict[str, float]]:
             TradeTask.objects.all().delete()
+            cpu_before = cpu()
             started = time.perf_counter()
             with ThreadPoolExecutor(SUBMIT_THREADS) as threads:
                 list(threads.map(submit, range(count)))
@@ -161,13 +194,14 @@ def main() -> None:
             latencies = [(done - created).total_seconds() * 1000 for created, done in
                          TradeTask.objects.values_list("created_at", "finished_at")
                          if done is not None]
+            cpu_ms = {side: round((used - (0 if side == "database" else cpu_before[side]))
+                                  * 1000 / count, 2) for side, used in cpu().items()}
             rate = count / ours_s
             p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
-            rounds.append((rate, p50, p99))
-            print(f"ours: {rate:,.1f} tasks/s ({ours_s:.2f} s; submitting took "
-                  f"{submitted_s:.2f} s); submit→confirmed p50 {p50:.0f} ms, p99 {p99:.0f} ms",
-                  flush=True)
-        ours_rate, p50, p99 = sorted(rounds)[len(rounds) // 2]
+            print(f"  ours: {rate:,.1f} tasks/s ({ours_s:.2f} s; submitting took "
+                  f"{submitted_s:.2f} s); submit→confirmed p50 {p50:.0f} ms, p99 {p99:.0f} ms; "
+                  f"CPU ms per task {cpu_ms}", flush=True)
+            return rate, p50, p99, cpu_ms
 
         client = client_for(mt4)
 
@@ -177,16 +211,29 @@ def main() -> None:
                  "orderBy": LOGINS[i % len(LOGINS)], "price": 1.25, "comment": "direct"},
                 idempotency_key=str(uuid.uuid4()))
 
-        rates = []
-        for _ in range(ROUNDS):
+        def direct_round() -> tuple[float, dict[str, float]]:
+            cpu_before = cpu()
             started = time.perf_counter()
             with ThreadPoolExecutor(DIRECT_THREADS) as threads:
                 list(threads.map(direct, range(count)))
-            rates.append(count / (time.perf_counter() - started))
-        direct_rate = statistics.median(rates)
-        print(f"direct TradeTransaction from {DIRECT_THREADS} threads: median "
-              f"{direct_rate:,.1f} calls/s (rounds: "
-              f"{', '.join(f'{r:,.0f}' for r in rates)})", flush=True)
+            rate = count / (time.perf_counter() - started)
+            cpu_ms = {side: round((used - cpu_before[side]) * 1000 / count, 2)
+                      for side, used in cpu().items() if side not in ("worker", "database")}
+            print(f"  direct TradeTransaction from {DIRECT_THREADS} threads: {rate:,.1f} "
+                  f"calls/s; CPU ms per call {cpu_ms}", flush=True)
+            return rate, cpu_ms
+
+        # the two sides alternate, round by round, so that a machine getting busier or quieter
+        # during the run weighs on both alike
+        rounds, directs = [], []
+        for n in range(ROUNDS):
+            print(f"round {n + 1}/{ROUNDS}:", flush=True)
+            rounds.append(ours_round())
+            directs.append(direct_round())
+        ours_rate, p50, p99, ours_cpu = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
+        direct_rate = statistics.median(rate for rate, _ in directs)
+        print(f"median: ours {ours_rate:,.1f} tasks/s, direct {direct_rate:,.1f} calls/s",
+              flush=True)
     finally:
         if worker is not None:
             stop_worker(worker)
@@ -203,9 +250,11 @@ def main() -> None:
         "p50_ms": round(p50, 1),
         "p99_ms": round(p99, 1),
         "direct_calls_per_s": round(direct_rate, 1),
+        "cpu_ms_per_task": ours_cpu,
         "count": count,
         "pool": pool,
         "concurrency": concurrency,
+        "drain_senders": senders,
         "cpu_count": os.cpu_count(),
     }))
 

@@ -180,6 +180,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
         "polling_interval": 0.2,
     }
+    CELERY_BROKER_TRANSPORT = "dashboard.broker:FilesystemTransport"  # stops and acks promptly
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves it for the next worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -194,6 +195,11 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1_000_000)
 # other queues keep Celery's default (prefork) pool.
 CELERY_TRADING_WORKER_POOL = env.str("CELERY_TRADING_WORKER_POOL", default="threads")
 CELERY_TRADING_WORKER_CONCURRENCY = env.int("CELERY_TRADING_WORKER_CONCURRENCY", default=16)
+# Threads one drain sends a batch's calls from (`platforms.trading.services.drain`). A money call
+# costs the worker about as much CPU as the platform takes to answer it on a LAN, so a few
+# threads keep the platform busy; past about twice the cores, threads only queue for the GIL
+# (16 cost twice the CPU per task of 4 on two cores). Raise it for a platform far away.
+TRADING_DRAIN_SENDERS = env.int("TRADING_DRAIN_SENDERS", default=4)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "platforms.tasks.snapshot_*": {"queue": "reporting"},

@@ -35,6 +35,16 @@ def _children_of(pid: int) -> set[int]:
     return found
 
 
+def _descendants_of(pid: int) -> set[int]:
+    """Children, their children and so on (a prefork worker's pool processes too)."""
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = set().union(*map(_children_of, frontier)) - found
+        found |= frontier
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -92,10 +102,12 @@ def test_demo_serves_both_sandbox_platforms_healthy_and_stops_cleanly(tmp_path):
                 break
             time.sleep(0.2)
         assert "ready" in worker_log.read_text()
+        processes = _descendants_of(demo.pid)
+        assert len(processes) > len(children)  # the prefork worker's pool as well
     finally:
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=60)
         output.append(rest)
     assert demo.returncode == 0, "".join(output)
     assert "Stopped." in "".join(output)
-    assert not [pid for pid in children if _alive(pid)]
+    assert not [pid for pid in processes if _alive(pid)]

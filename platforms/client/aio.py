@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from . import records as r
-from ._core import BodyBuffer, ClientCore
+from ._core import BodyBuffer, ClientCore, request_url
 from .breaker import PlatformBreaker
 from .config import PlatformConfig, RetryPolicy
 from .operations import (
@@ -69,7 +69,7 @@ class AsyncManagerClient(ClientCore):
         with self._mapped_transport_errors(call, call.host, call.op.name):
             async with self._http.stream(
                 call.method,
-                call.url,
+                request_url(call.url),
                 params=call.params,
                 headers=call.headers,
                 content=call.content,

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from . import records as r
-from ._core import BodyBuffer, ClientCore
+from ._core import BodyBuffer, ClientCore, request_url
 from .breaker import PlatformBreaker
 from .config import PlatformConfig, RetryPolicy
 from .operations import (
@@ -70,7 +70,7 @@ class ManagerClient(ClientCore):
             self._mapped_transport_errors(call, call.host, call.op.name),
             self._http.stream(
                 call.method,
-                call.url,
+                request_url(call.url),
                 params=call.params,
                 headers=call.headers,
                 content=call.content,
@@ -117,7 +117,7 @@ class ManagerClient(ClientCore):
         with self._mapped_transport_errors(call, call.host, op.name):
             response = self._http.request(
                 call.method,
-                call.url,
+                request_url(call.url),
                 params=call.params,
                 headers=call.headers,
                 content=call.content,

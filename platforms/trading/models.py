@@ -138,7 +138,8 @@ class TradeTask(models.Model):
     message = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     resolved_by = models.CharField(
-        max_length=20, blank=True, help_text="answer, replay or read: how the outcome was learnt"
+        max_length=20, blank=True,
+        help_text="answer, replay, read or event: how the outcome was learnt",
     )
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -22,12 +22,13 @@ The rules that make an operation happen exactly once:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -37,8 +38,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
-from django.db.models.sql import InsertQuery
+from django.db.models import F, Model
 from django.utils import timezone
 
 from platforms import audit
@@ -80,12 +80,17 @@ HISTORY_SLACK = timedelta(minutes=10)
 #: kinds whose wire body is decided at submit (no live read) and that a drain sends in batches
 BATCHED_KINDS = tuple(ops.MONEY_KINDS)
 #: tasks one drain claims at once (one claim UPDATE, one balance read, one commit per batch)
-DRAIN_BATCH = 100
+DRAIN_BATCH = 50
 #: how long "a drain message is pending" is remembered. Short: while a mark outlives a lost
 #: message, new submits of that platform publish nothing (the next submit after it, or the
 #: sweeper for ``queued`` tasks, sends them); a mark outliving a slow queue only costs an extra
 #: message that finds less to do.
 DRAIN_PENDING_SECONDS = 2
+#: one drain at a time per platform (see :func:`drain_exclusively`); the lock lapses this long
+#: after the holder's last batch began, so a killed worker holds nobody up for longer
+DRAIN_LOCK_SECONDS = 15
+#: how soon a drain message that found the platform's drain busy comes back
+DRAIN_BUSY_RETRY_SECONDS = 0.2
 
 
 class IdempotencyConflict(Exception):
@@ -323,17 +328,19 @@ def _create_or_get(actor, platform, kind, login, payload, request_id, digest, se
     return Submission(task, True)
 
 
-def _insert_values(obj) -> dict[str, tuple[str, list]]:
+@functools.cache
+def _inserted_fields(model: type[Model]) -> tuple:
+    meta = model._meta
+    return tuple(f for f in meta.local_concrete_fields
+                 if f is not meta.auto_field and not f.generated)
+
+
+def _insert_values(obj: Model) -> dict[str, tuple[str, list]]:
     """Per column, the placeholder and prepared value(s) Django's ``save()`` would insert for a
-    new ``obj`` (``auto_now_add`` and the like filled in on ``obj``)."""
-    meta = type(obj)._meta
-    fields = [f for f in meta.local_concrete_fields
-              if f is not meta.auto_field and not f.generated]
-    query = InsertQuery(type(obj))
-    query.insert_values(fields, [obj])
-    compiler = query.get_compiler(connection=connection)
-    return {f.column: ("%s", [compiler.prepare_value(f, compiler.pre_save_val(f, obj))])
-            for f in fields}
+    new ``obj`` (``auto_now_add`` and the like filled in on ``obj``): what its insert compiler
+    does per field, without building a query and a compiler for one row."""
+    return {f.column: ("%s", [f.get_db_prep_save(f.pre_save(obj, True), connection)])
+            for f in _inserted_fields(type(obj))}
 
 
 def _insert_statement(table: str, values: dict[str, tuple[str, list]]) -> tuple[str, list]:
@@ -797,11 +804,11 @@ _send_pool_lock = threading.Lock()
 
 
 def _sender() -> ThreadPoolExecutor:
-    """The process's threads for a drain's calls (as many as the worker's concurrency)."""
+    """The process's threads for a drain's calls (``TRADING_DRAIN_SENDERS``)."""
     global _send_pool
     with _send_pool_lock:
         if _send_pool is None:
-            _send_pool = ThreadPoolExecutor(settings.CELERY_TRADING_WORKER_CONCURRENCY,
+            _send_pool = ThreadPoolExecutor(settings.TRADING_DRAIN_SENDERS,
                                             thread_name_prefix="trade-send")
         return _send_pool
 
@@ -835,48 +842,105 @@ def _claim_batch(platform_pk: int, limit: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _drain_lock_key(platform_pk: int) -> str:
+    return f"trading:drain-lock:{platform_pk}"
+
+
+def drain_exclusively(platform_pk: int) -> dict[str, int]:
+    """``drain_trade_tasks``' body: :func:`drain`, unless the platform's drain is running.
+
+    Concurrent drains are safe (each task is claimed by a conditional UPDATE) but wasteful:
+    every commit during a drain publishes a message, and each of those drains a batch of one or
+    two, with its own balance read and commit, and its threads contend for the GIL with the
+    running drain's. A message that finds the drain busy leaves the pending mark alone (so
+    submits do not publish more) and comes back after :data:`DRAIN_BUSY_RETRY_SECONDS`: a task
+    committed as the running drain finishes is drained by it then, never left behind. The
+    lock only saves work: when the cache is down the drain runs anyway.
+    """
+    from platforms.trading.tasks import drain_trade_tasks
+
+    key = _drain_lock_key(platform_pk)
+    try:
+        acquired = cache.add(key, 1, timeout=DRAIN_LOCK_SECONDS)
+    except Exception:
+        log.warning("drain lock unavailable; draining without it", exc_info=True)
+        return drain(platform_pk)
+    if not acquired:
+        # this message stays the pending one: its mark must not lapse while it waits, or each
+        # submit after that publishes another message that waits alongside it
+        with suppress(Exception):
+            cache.touch(_drain_key(platform_pk), DRAIN_PENDING_SECONDS)
+        drain_trade_tasks.apply_async((platform_pk,), countdown=DRAIN_BUSY_RETRY_SECONDS)
+        return {"deferred": 1}
+    try:
+        return drain(platform_pk)
+    finally:
+        try:
+            cache.delete(key)
+        except Exception:  # it lapses on its own
+            log.warning("could not release the drain lock", exc_info=True)
+
+
 def drain(platform_pk: int) -> dict[str, int]:
     """Send every queued money task of a platform, in batches (``drain_trade_tasks``' body).
 
     One Celery message moves many tasks: per batch one claim UPDATE, the calls in parallel
     (each under its own request id as the ``Idempotency-Key``, exactly as ``execute``), one
     balance read for the confirmed accounts, and one transaction recording the confirmations
-    with their audit rows. Lost answers and refusals take the single-task path; a task the
-    platform never received goes back to ``queued`` with its own retrying message.
+    with their audit rows. A batch is confirmed while the next one's calls are in flight, so
+    the platform is not left idle while the database records. Lost answers and refusals take
+    the single-task path; a task the platform never received goes back to ``queued`` with its
+    own retrying message.
     """
     try:
         cache.delete(_drain_key(platform_pk))  # before claiming: see request_drain
     except Exception:
         log.warning("could not clear the drain mark", exc_info=True)
     platform = TradePlatform.objects.get(pk=platform_pk)
+    client = client_for(platform)
     counts: dict[str, int] = {}
+    answered: list[tuple[TradeTask, tuple[dict, str | None]]] = []
     while ids := _claim_batch(platform_pk, DRAIN_BATCH):
+        with suppress(Exception):  # still draining: keep the lock from lapsing under us
+            cache.touch(_drain_lock_key(platform_pk), DRAIN_LOCK_SECONDS)
         tasks = list(TradeTask.objects.filter(pk__in=ids).order_by("pk"))
         for task in tasks:
             task.platform = platform
-        for state in _send_batch(tasks, client_for(platform)):
-            counts[state] = counts.get(state, 0) + 1
+        calls = [(task, _sender().submit(_attempt, task, client)) for task in tasks]
+        _confirm_batch(answered, client)
+        _count(counts, [task for task, _ in answered])
+        answered = _settle(calls)
+        _count(counts, [task for task, _ in calls if task.state != TaskState.SENT])
+    _confirm_batch(answered, client)
+    _count(counts, [task for task, _ in answered])
     return counts
 
 
-def _send_batch(tasks: list[TradeTask], client) -> list[str]:
-    def attempt(task: TradeTask):
-        try:  # a drain claims only tasks with a stored wire body
-            return _call(task, client, cast(dict, task.wire)), None
-        except Exception as exc:
-            return None, exc
+def _count(counts: dict[str, int], tasks: list[TradeTask]) -> None:
+    for task in tasks:
+        counts[task.state] = counts.get(task.state, 0) + 1
 
-    confirmed = []
-    for task, (answer, exc) in zip(tasks, _sender().map(attempt, tasks), strict=True):
+
+def _attempt(task: TradeTask, client):
+    try:  # a drain claims only tasks with a stored wire body
+        return _call(task, client, cast(dict, task.wire)), None
+    except Exception as exc:
+        return None, exc
+
+
+def _settle(calls) -> list[tuple[TradeTask, tuple[dict, str | None]]]:
+    """Wait for a batch's calls; record what was not answered, return what was (to confirm)."""
+    answered = []
+    for task, call in calls:
+        answer, exc = call.result()
         if exc is None:
-            confirmed.append((task, answer))
+            answered.append((task, answer))
         elif isinstance(exc, NOT_SENT_ERRORS):
             _put_back(task, exc)
         elif not _record_failure(task, exc):
             log.error("trade task %s: unexpected error, left for the sweeper", task.pk,
                       exc_info=exc)
-    _confirm_batch(confirmed, client)
-    return [task.state for task in tasks]
+    return answered
 
 
 def _put_back(task: TradeTask, exc: ManagerApiError) -> None:
@@ -914,13 +978,13 @@ def _confirm_batch(confirmed: list[tuple[TradeTask, tuple[dict, str | None]]], c
             "result": result, "ticket": answer.get("order") or answer.get("ticket") or None,
             "new_balance": balance, "activity_id": activity or "", "resolved_by": how,
         }))
+    if connection.vendor == "postgresql":
+        _confirm_rows(rows)
+        return
     with transaction.atomic():  # the outcomes and their audit rows commit together
-        if connection.vendor == "postgresql":
-            done = _confirm_rows(rows)
-        else:
-            done = [task for task, values in rows if _transition(
-                task, TaskState.CONFIRMED, from_states=OPEN_STATES, message="",
-                error_code="", manager_code="", **values)]
+        done = [task for task, values in rows if _transition(
+            task, TaskState.CONFIRMED, from_states=OPEN_STATES, message="",
+            error_code="", manager_code="", **values)]
         AuditEvent.objects.bulk_create([
             _outcome_event(task, "confirmed", before=task.preview, after=_confirmed_after(task),
                            detail=f"attempt {task.attempts}, resolved by {task.resolved_by}")
@@ -929,36 +993,61 @@ def _confirm_batch(confirmed: list[tuple[TradeTask, tuple[dict, str | None]]], c
 
 
 def _confirm_rows(rows: list[tuple[TradeTask, dict]]) -> list[TradeTask]:
-    """PostgreSQL: ``_transition(..., CONFIRMED, from_states=OPEN_STATES)`` for many tasks in
-    one UPDATE (the same per-row state guard); returns the tasks it moved, updated in place."""
+    """PostgreSQL: ``_transition(..., CONFIRMED, from_states=OPEN_STATES)`` and the audit row
+    of each task it moved, for many tasks in ONE statement (the same per-row state guard; one
+    statement is one transaction, so outcomes and audit rows commit together).
+
+    The rows travel as one JSON document rather than a parameter per value: psycopg quotes
+    every value of a multi-row statement in Python, which cost a drain more CPU than the
+    platform calls themselves. Returns the tasks it moved, updated in place.
+    """
     now = timezone.now()
-    table = connection.ops.quote_name(TradeTask._meta.db_table)
-    values = ", ".join(["(%s::bigint, %s::jsonb, %s::bigint, %s::numeric, %s, %s)"] * len(rows))
-    params: list[Any] = [TaskState.CONFIRMED, now, now]
+    done_fields = {"state": TaskState.CONFIRMED, "updated_at": now, "finished_at": now,
+                   "secret": "", "next_check_at": None, "message": "", "error_code": "",
+                   "manager_code": ""}
+    documents, outcomes = [], []
     for task, row in rows:
-        params += [task.pk, json.dumps(row["result"]), row["ticket"], row["new_balance"],
-                   row["activity_id"], row["resolved_by"]]
-    params += list(OPEN_STATES)
-    # only the table name is formatted in; every value is a parameter
+        outcomes.append((task, {**row, **done_fields}))
+        event = _outcome_event(
+            task, "confirmed", before=task.preview,
+            after={"kind": task.kind, **task.payload, **row["result"]},
+            detail=f"attempt {task.attempts}, resolved by {row['resolved_by']}")
+        documents.append({
+            "id": task.pk, "result": row["result"], "ticket": row["ticket"],
+            "new_balance": None if row["new_balance"] is None else str(row["new_balance"]),
+            "activity_id": row["activity_id"], "resolved_by": row["resolved_by"],
+            "actor_id": event.actor_id, "ip_address": event.ip_address, "action": event.action,
+            "platform_id": event.platform_id, "target": event.target, "before": event.before,
+            "after": event.after, "request_id": str(event.request_id), "detail": event.detail,
+        })
+    qn = connection.ops.quote_name
+    table, events = qn(TradeTask._meta.db_table), qn(AuditEvent._meta.db_table)
+    # only the models' table names are formatted in; every value is a parameter
     sql = (
-        f"UPDATE {table} AS t SET state = %s, updated_at = %s, finished_at = %s, "  # noqa: S608
+        "WITH v AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, result jsonb, "  # noqa: S608
+        "ticket bigint, new_balance numeric, activity_id text, resolved_by text, "
+        "actor_id integer, ip_address inet, action text, platform_id bigint, target text, "
+        "before jsonb, after jsonb, request_id uuid, detail text)), "
+        f"moved AS (UPDATE {table} AS t SET state = %s, updated_at = %s, finished_at = %s, "
         "result = v.result, ticket = v.ticket, new_balance = v.new_balance, "
         "activity_id = v.activity_id, resolved_by = v.resolved_by, secret = '', "
         "next_check_at = NULL, message = '', error_code = '', manager_code = '' "
-        f"FROM (VALUES {values}) AS v(id, result, ticket, new_balance, activity_id, resolved_by)"
-        " WHERE t.id = v.id AND t.state IN (%s, %s) RETURNING t.id"
+        "FROM v WHERE t.id = v.id AND t.state IN (%s, %s) RETURNING t.id) "
+        f"INSERT INTO {events} (at, actor_id, ip_address, action, platform_id, target, before, "
+        "after, request_id, outcome, detail) SELECT %s, v.actor_id, v.ip_address, v.action, "
+        "v.platform_id, v.target, v.before, v.after, v.request_id, %s, v.detail "
+        "FROM moved JOIN v ON v.id = moved.id RETURNING request_id"
     )
+    params: list[Any] = [json.dumps(documents), TaskState.CONFIRMED, now, now, *OPEN_STATES,
+                         now, "confirmed"]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         moved = {row[0] for row in cursor.fetchall()}
     done = []
-    for task, row in rows:
-        if task.pk in moved:
-            for name, value in row.items():
+    for task, confirmed in outcomes:
+        if task.request_id in moved:
+            for name, value in confirmed.items():
                 setattr(task, name, value)
-            task.state, task.updated_at, task.finished_at = TaskState.CONFIRMED, now, now
-            task.secret, task.next_check_at = "", None
-            task.message = task.error_code = task.manager_code = ""
             done.append(task)
     return done
 
@@ -991,7 +1080,9 @@ def _execute_hedge(task: TradeTask) -> str:
         answer = {"bridge_task_id": bridge.task_id, "ticket": bridge.ticket,
                   "fill_price": bridge.fill_price, "profit": bridge.profit,
                   "sends": outcome.sends}
-        _confirm(task, None, answer, bridge.task_id, "answer" if task.attempts <= 1 else "replay")
+        how = ("event" if outcome.via == "events" else
+               "answer" if task.attempts <= 1 else "replay")
+        _confirm(task, None, answer, bridge.task_id, how)
     elif outcome.status == "rejected" or (bridge is None and outcome.refused):
         code = (bridge.error.code if bridge is not None and bridge.error else
                 (outcome.errors[-1] if outcome.errors else "Rejected"))

@@ -41,9 +41,10 @@ def drain_trade_tasks(platform_id: int) -> dict[str, int]:
     """Send the platform's queued money tasks in batches (one message for many tasks).
 
     Safe to run twice or on several workers at once: each task is claimed by a conditional
-    UPDATE before it is sent, so a redelivered or duplicated message only finds less to do.
+    UPDATE before it is sent, so a redelivered or duplicated message only finds less to do;
+    while the platform's drain runs, another message comes back shortly instead.
     """
-    return services.drain(platform_id)
+    return services.drain_exclusively(platform_id)
 
 
 @shared_task(acks_late=True, soft_time_limit=100, time_limit=120)

@@ -188,6 +188,7 @@ def test_a_hedge_whose_answers_were_lost_is_confirmed_by_its_execution_event(
     assert task.ticket == positions[0]["ticket"]
     assert task.result["fill_price"] == pytest.approx(positions[0]["openPrice"])
     assert task.result["sends"] == 0  # confirmed from the event, nothing sent again
+    assert task.resolved_by == "event"
     assert wire.op_stats("orders.submit")["received"] == submits
     assert TradeTask.objects.get(pk=task.pk).state == TaskState.CONFIRMED
 

@@ -64,8 +64,10 @@ def tagged_rows(sandbox, tags: set[str]) -> Counter[str]:
 
 
 def test_concurrent_drains_send_each_queued_deposit_once(
-    clean_sandbox, mt4, finance_user, celery_broker
+    clean_sandbox, mt4, finance_user, celery_broker, monkeypatch
 ):
+    # several batches per drain: each is confirmed while the next one's calls are in flight
+    monkeypatch.setattr(services, "DRAIN_BATCH", 7)
     tasks = submit_deposits(finance_user, mt4, 40)
     assert all(t.state == TaskState.QUEUED and t.wire is not None for t in tasks)
     clean_sandbox.control("DELETE", "/stats")
@@ -89,6 +91,32 @@ def test_concurrent_drains_send_each_queued_deposit_once(
     assert outcomes == {"queued": 40, "confirmed": 40}
     confirmed = AuditEvent.objects.filter(outcome="confirmed").first()
     assert confirmed.actor_id == finance_user.pk and confirmed.ip_address == "127.0.0.1"
+    task = TradeTask.objects.get(request_id=confirmed.request_id)
+    assert confirmed.platform_id == mt4.pk and confirmed.target == str(task.login)
+    assert confirmed.detail == "attempt 1, resolved by answer"
+    assert confirmed.after["new_balance"] == str(task.new_balance)
+    assert confirmed.after["amount"] == task.payload["amount"]
+
+
+def test_a_drain_message_that_finds_the_drain_busy_comes_back_instead_of_competing(
+    clean_sandbox, mt4, finance_user, celery_broker
+):
+    from django.core.cache import cache
+
+    lock = services._drain_lock_key(mt4.pk)
+    cache.delete(lock)
+    assert cache.add(lock, 1, timeout=30)  # another worker's drain of this platform is running
+    try:
+        tasks = submit_deposits(finance_user, mt4, 2, first=200)
+        assert services.drain_exclusively(mt4.pk) == {"deferred": 1}
+        assert {t.state for t in TradeTask.objects.filter(pk__in=[t.pk for t in tasks])} == {
+            TaskState.QUEUED}
+        # the pending mark stays: submits meanwhile publish nothing more
+        assert cache.get(services._drain_key(mt4.pk)) is not None
+    finally:
+        cache.delete(lock)
+    assert services.drain_exclusively(mt4.pk) == {"confirmed": 2}
+    assert cache.get(lock) is None  # released for the next drain
 
 
 def test_a_deposit_the_platform_never_received_is_put_back_and_retried_alone(

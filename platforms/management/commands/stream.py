@@ -1,4 +1,5 @@
-"""``manage.py stream``: the realtime bridge as its own process (production, Redis layer)."""
+"""``manage.py stream``: the realtime bridge as its own process (production, Redis layer), with
+the coverage accounts' ``/events`` listeners (never in a Celery worker)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from platforms.live.runner import run_bridges
 class Command(BaseCommand):
     help = (
         "Bridge the platforms' SignalR hubs to the channel layer (one bridge per platform; "
-        "extra copies stand by behind a Redis lock)."
+        "extra copies stand by behind a Redis lock), and listen to each enabled coverage "
+        "account's LP bridge /events socket (fills refresh its snapshot and settle hedges)."
     )
 
     def add_arguments(self, parser):
