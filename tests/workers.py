@@ -34,9 +34,15 @@ def test_database_url() -> str:
 
 
 def worker_env(broker_env: dict[str, str], **extra: str) -> dict[str, str]:
+    # the worker shares this process's cache, as a deployment's processes share theirs: the
+    # "a drain is pending" mark set by a submit here must be the one the worker's drain clears
+    cache = settings.CACHES["default"]
+    shared_cache = ({"DASHBOARD_CACHE_DIR": cache["LOCATION"]}
+                    if cache["BACKEND"].endswith("FileBasedCache") else {})
     return {
         **os.environ,
         **broker_env,
+        **shared_cache,
         "DATABASE_URL": test_database_url(),
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
         "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),

@@ -30,14 +30,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, cast
+from uuid import UUID
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
@@ -335,21 +337,55 @@ def _inserted_fields(model: type[Model]) -> tuple:
                  if f is not meta.auto_field and not f.generated)
 
 
-def _insert_values(obj: Model) -> dict[str, tuple[str, list]]:
-    """Per column, the placeholder and prepared value(s) Django's ``save()`` would insert for a
-    new ``obj`` (``auto_now_add`` and the like filled in on ``obj``): what its insert compiler
-    does per field, without building a query and a compiler for one row."""
-    return {f.column: ("%s", [f.get_db_prep_save(f.pre_save(obj, True), connection)])
+def _insert_values(obj: Model) -> dict[str, Any]:
+    """Per column, the prepared value Django's ``save()`` would insert for a new ``obj``
+    (``auto_now_add`` and the like filled in on ``obj``; secrets encrypted): what its insert
+    compiler does per field, without building a query and a compiler for one row."""
+    # the thread's own connection object: every attribute read through the ``connection``
+    # proxy is a thread-local lookup, and preparing a row reads dozens
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    return {f.column: f.get_db_prep_save(f.pre_save(obj, True), wrapper)
             for f in _inserted_fields(type(obj))}
 
 
-def _insert_statement(table: str, values: dict[str, tuple[str, list]]) -> tuple[str, list]:
+def _json_value(value: Any) -> Any:
+    """A prepared value as PostgreSQL reads it back from JSON (``jsonb_populate_record``)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    wrapped = getattr(value, "obj", _NOT_WRAPPED)  # psycopg's Json/Jsonb around a JSON value
+    if wrapped is not _NOT_WRAPPED:
+        return wrapped
+    if isinstance(value, IPv4Address | IPv6Address):
+        return str(value)
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+_NOT_WRAPPED = object()
+
+
+def _insert_select(model: type[Model], values: dict[str, Any],
+                   overrides: dict[str, str]) -> tuple[str, str]:
+    """``INSERT … SELECT`` of one row that travels as ONE JSON parameter, and that parameter.
+
+    One parameter instead of one per column: psycopg composes client-side statements in
+    Python, value by value. ``overrides`` replaces a column's value by an SQL expression
+    (generated here, never from input)."""
+    sql = _insert_select_sql(model, tuple(values), tuple(sorted(overrides.items())))
+    return sql, json.dumps(values, default=_json_value)
+
+
+@functools.cache
+def _insert_select_sql(model: type[Model], columns: tuple[str, ...],
+                       overrides: tuple[tuple[str, str], ...]) -> str:
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(column) for column in values)
-    marks = ", ".join(mark for mark, _ in values.values())
-    # names from the models and placeholders only; every value is a parameter
-    return (f"INSERT INTO {qn(table)} ({columns}) VALUES ({marks})",  # noqa: S608
-            [value for _, params in values.values() for value in params])
+    table = qn(model._meta.db_table)
+    expressions = dict(overrides)
+    selected = ", ".join(expressions.get(column, f"r.{qn(column)}") for column in columns)
+    # names from the models and generated expressions only; the row is the one parameter
+    return (f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)}) "  # noqa: S608
+            f"SELECT {selected} FROM jsonb_populate_record(NULL::{table}, %s::jsonb) AS r")
 
 
 def _insert_with_event(task: TradeTask, event: AuditEvent, *,
@@ -363,21 +399,25 @@ def _insert_with_event(task: TradeTask, event: AuditEvent, *,
     state, and the audit row's outcome, by :func:`needs_approval`'s money rule against the
     platform's policy row as it is at that moment; ``task.state`` is updated from the answer.
     """
-    task_values, event_values = _insert_values(task), _insert_values(event)
+    task_overrides: dict[str, str] = {}
+    event_overrides: dict[str, str] = {}
     policy_cte, policy_params = "", []
     if approval_above is not None:
         threshold = OperationPolicy._meta.get_field("approval_threshold")
         policy_table = connection.ops.quote_name(OperationPolicy._meta.db_table)
         policy_cte = ("policy AS (SELECT COALESCE((SELECT approval_threshold FROM "  # noqa: S608
-                      f"{policy_table} WHERE platform_id = %s), %s) < %s AS approval), ")
-        policy_params = [task.platform_id, threshold.get_default(), approval_above]
-        task_values["state"] = ("CASE WHEN (SELECT approval FROM policy) THEN %s ELSE %s END",
-                                [TaskState.PENDING_APPROVAL, TaskState.QUEUED])
-        task_values["queued_at"] = ("CASE WHEN (SELECT approval FROM policy) THEN NULL "
-                                    "ELSE %s END", task_values["queued_at"][1])
-        event_values["outcome"] = ("(SELECT state FROM new_task)", [])
-    task_sql, task_params = _insert_statement(TradeTask._meta.db_table, task_values)
-    event_sql, event_params = _insert_statement(AuditEvent._meta.db_table, event_values)
+                      f"{policy_table} WHERE platform_id = %s), %s) < %s AS approval, "
+                      "%s::text AS pending), ")
+        policy_params = [task.platform_id, threshold.get_default(), approval_above,
+                         TaskState.PENDING_APPROVAL.value]
+        task_overrides = {
+            "state": ("CASE WHEN (SELECT approval FROM policy) THEN (SELECT pending FROM policy) "
+                      "ELSE r.state END"),
+            "queued_at": "CASE WHEN (SELECT approval FROM policy) THEN NULL ELSE r.queued_at END",
+        }
+        event_overrides = {"outcome": "(SELECT state FROM new_task)"}
+    task_sql, task_row = _insert_select(TradeTask, _insert_values(task), task_overrides)
+    event_sql, event_row = _insert_select(AuditEvent, _insert_values(event), event_overrides)
     pk = connection.ops.quote_name(str(TradeTask._meta.pk.column))
     # only generated SQL is formatted in; every value is a parameter
     sql = (f"WITH {policy_cte}new_task AS ({task_sql} RETURNING {pk}, state) "  # noqa: S608
@@ -385,7 +425,7 @@ def _insert_with_event(task: TradeTask, event: AuditEvent, *,
     # inside a caller's transaction a savepoint keeps a duplicate key from aborting it
     in_caller_transaction = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with in_caller_transaction, connection.cursor() as cursor:
-        cursor.execute(sql, [*policy_params, *task_params, *event_params])
+        cursor.execute(sql, [*policy_params, task_row, event_row])
         task.pk, task.state = cursor.fetchone()
     if task.state == TaskState.PENDING_APPROVAL:
         task.queued_at = None
@@ -813,9 +853,10 @@ def _sender() -> ThreadPoolExecutor:
         return _send_pool
 
 
-def _claim_batch(platform_pk: int, limit: int) -> list[int]:
+def _claim_batch(platform_pk: int, limit: int) -> list[TradeTask]:
     """Claim up to ``limit`` queued, never-attempted money tasks of the platform: ``queued →
-    sent`` (attempt 1) in one conditional UPDATE, committed before anything is sent.
+    sent`` (attempt 1) in one conditional UPDATE, committed before anything is sent; returns
+    the claimed tasks as they now are, in id order.
 
     Exactly the guard of the single claim, for many rows: the state condition is re-checked
     per row by the UPDATE itself, so two drains (or a drain and ``execute``) never both claim
@@ -829,17 +870,20 @@ def _claim_batch(platform_pk: int, limit: int) -> list[int]:
                    if connection.features.has_select_for_update_skip_locked else "")
     kinds = ", ".join(["%s"] * len(BATCHED_KINDS))
     # the model's own table name is the only thing formatted in; every value is a parameter
+    # the chosen ids are materialized first: as ``WHERE id IN (subquery)`` the planner may
+    # re-run a LIMIT … SKIP LOCKED subquery per row and claim several batches at once
+    materialized = " MATERIALIZED" if connection.vendor == "postgresql" else ""
     sql = (
-        f"UPDATE {table} SET state = %s, sent_at = %s, updated_at = %s, attempts = attempts + 1"  # noqa: S608
-        f" WHERE id IN (SELECT id FROM {table} WHERE platform_id = %s AND state = %s"
-        f" AND attempts = 0 AND wire IS NOT NULL AND kind IN ({kinds})"
-        f" ORDER BY id LIMIT %s{skip_locked}) AND state = %s RETURNING id"
+        f"WITH chosen AS{materialized} (SELECT id FROM {table} WHERE platform_id = %s"  # noqa: S608
+        f" AND state = %s AND attempts = 0 AND wire IS NOT NULL AND kind IN ({kinds})"
+        f" ORDER BY id LIMIT %s{skip_locked})"
+        f" UPDATE {table} SET state = %s, sent_at = %s, updated_at = %s, attempts = attempts + 1"
+        f" WHERE id IN (SELECT id FROM chosen) AND state = %s RETURNING *"
     )
-    params = [TaskState.SENT, now, now, platform_pk, TaskState.QUEUED, *BATCHED_KINDS, limit,
+    params = [platform_pk, TaskState.QUEUED, *BATCHED_KINDS, limit, TaskState.SENT, now, now,
               TaskState.QUEUED]
-    with connection.cursor() as cursor:  # autocommit: committed when it returns
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+    # the claimed rows come back whole (no second query); autocommit: committed on return
+    return sorted(TradeTask.objects.raw(sql, params), key=lambda task: task.pk)
 
 
 def _drain_lock_key(platform_pk: int) -> str:
@@ -900,10 +944,9 @@ def drain(platform_pk: int) -> dict[str, int]:
     client = client_for(platform)
     counts: dict[str, int] = {}
     answered: list[tuple[TradeTask, tuple[dict, str | None]]] = []
-    while ids := _claim_batch(platform_pk, DRAIN_BATCH):
+    while tasks := _claim_batch(platform_pk, DRAIN_BATCH):
         with suppress(Exception):  # still draining: keep the lock from lapsing under us
             cache.touch(_drain_lock_key(platform_pk), DRAIN_LOCK_SECONDS)
-        tasks = list(TradeTask.objects.filter(pk__in=ids).order_by("pk"))
         for task in tasks:
             task.platform = platform
         calls = [(task, _sender().submit(_attempt, task, client)) for task in tasks]

@@ -143,3 +143,22 @@ def test_the_submission_is_audited_with_who_ip_what_and_request_id(mt4, finance_
     assert event.actor == finance_user and event.ip_address == "10.0.0.7"
     assert event.action == "trade_task.deposit" and event.outcome == "queued"
     assert event.after["amount"] == "12.50" and event.target == "100002"
+
+
+def test_a_submitted_task_and_its_audit_row_read_back_exactly_as_they_were_built(
+    mt4, finance_user
+):
+    # on PostgreSQL both rows travel as JSON documents in one statement: nothing may be lost
+    # or reshaped on the way (microseconds, quotes, non-ASCII, JSON values, the decided state)
+    OperationPolicy.objects.create(platform=mt4, approval_threshold=Decimal("1000"))
+    comment = "wire Ω 'quoted' \"twice\" \\ back"
+    for amount in ("12.50", "1000.01"):
+        task = deposit(finance_user, mt4, amount=amount, comment=comment).task
+        stored = TradeTask.objects.get(pk=task.pk)
+        for field in TradeTask._meta.concrete_fields:
+            assert getattr(stored, field.attname) == getattr(task, field.attname), field.name
+        assert stored.payload == {"amount": amount, "comment": comment}
+        event = AuditEvent.objects.get(request_id=task.request_id)
+        assert event.outcome == stored.state and event.after["comment"] == comment
+        assert event.ip_address == "10.0.0.7" and event.actor_id == finance_user.pk
+    assert stored.state == TaskState.PENDING_APPROVAL and stored.queued_at is None
