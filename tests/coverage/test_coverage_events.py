@@ -131,14 +131,10 @@ class StreamProcess:
 
 
 def test_a_hedge_whose_answers_were_lost_is_confirmed_by_its_execution_event(
-        desk, lp, wire, celery_broker, settings, tmp_path, monkeypatch):
+        desk, lp, wire, celery_broker, tmp_path, monkeypatch):
     mt4, accounts = desk
     account = accounts[3]
-    env = worker_env(celery_broker)
-    if not settings.REDIS_URL:  # file cache: share the worker's folder (recorded executions)
-        settings.CACHES = {"default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": f"{env['DASHBOARD_VAR_DIR']}/cache"}}
+    env = worker_env(celery_broker)  # shares this process's cache: the recorded executions
     dealer = get_user_model().objects.create_user("events-dealer", password="pw-123456",
                                                   is_staff=True)
     grant(dealer, mt4, role="dealer")
