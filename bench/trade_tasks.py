@@ -166,17 +166,22 @@ def main() -> None:
                                " AND pid <> pg_backend_pid()")
                 return [row[0] for row in cursor.fetchall()]
 
-        def cpu() -> dict[str, float]:
-            used = {side: cpu_seconds(pid) for side, pid in sides.items()}
-            # the database's share: its server processes for this database, each counted
-            # from when it was last seen (a connection opened during a round from zero)
-            server = {pid: _cpu_or_zero(pid) for pid in database_pids()}
-            used["database"] = sum(seconds - database_seen.get(pid, 0.0)
-                                   for pid, seconds in server.items())
-            database_seen.update(server)
-            return used
-
         database_seen: dict[int, float] = {}
+        database_total = [0.0]
+
+        def cpu() -> dict[str, float]:
+            """CPU seconds so far per side. The database's share: its server processes for this
+            database, each counted from when it was last seen (one opened meanwhile from 0)."""
+            used = {side: cpu_seconds(pid) for side, pid in sides.items()}
+            server = {pid: _cpu_or_zero(pid) for pid in database_pids()}
+            database_total[0] += sum(seconds - database_seen.get(pid, 0.0)
+                                     for pid, seconds in server.items())
+            database_seen.update(server)
+            return {**used, "database": database_total[0]}
+
+        def cpu_ms_per_task(before: dict[str, float], *skip: str) -> dict[str, float]:
+            return {side: round((used - before[side]) * 1000 / count, 2)
+                    for side, used in cpu().items() if side not in skip}
 
         def ours_round() -> tuple[float, float, float, dict[str, float]]:
             TradeTask.objects.all().delete()
@@ -194,8 +199,7 @@ def main() -> None:
             latencies = [(done - created).total_seconds() * 1000 for created, done in
                          TradeTask.objects.values_list("created_at", "finished_at")
                          if done is not None]
-            cpu_ms = {side: round((used - (0 if side == "database" else cpu_before[side]))
-                                  * 1000 / count, 2) for side, used in cpu().items()}
+            cpu_ms = cpu_ms_per_task(cpu_before)
             rate = count / ours_s
             p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
             print(f"  ours: {rate:,.1f} tasks/s ({ours_s:.2f} s; submitting took "
@@ -217,8 +221,7 @@ def main() -> None:
             with ThreadPoolExecutor(DIRECT_THREADS) as threads:
                 list(threads.map(direct, range(count)))
             rate = count / (time.perf_counter() - started)
-            cpu_ms = {side: round((used - cpu_before[side]) * 1000 / count, 2)
-                      for side, used in cpu().items() if side not in ("worker", "database")}
+            cpu_ms = cpu_ms_per_task(cpu_before, "worker", "database")
             print(f"  direct TradeTransaction from {DIRECT_THREADS} threads: {rate:,.1f} "
                   f"calls/s; CPU ms per call {cpu_ms}", flush=True)
             return rate, cpu_ms

@@ -941,7 +941,7 @@ def drain(platform_pk: int) -> dict[str, int]:
     except Exception:
         log.warning("could not clear the drain mark", exc_info=True)
     platform = TradePlatform.objects.get(pk=platform_pk)
-    client = client_for(platform)
+    client, sender = client_for(platform), _sender()
     counts: dict[str, int] = {}
     answered: list[tuple[TradeTask, tuple[dict, str | None]]] = []
     while tasks := _claim_batch(platform_pk, DRAIN_BATCH):
@@ -949,7 +949,7 @@ def drain(platform_pk: int) -> dict[str, int]:
             cache.touch(_drain_lock_key(platform_pk), DRAIN_LOCK_SECONDS)
         for task in tasks:
             task.platform = platform
-        calls = [(task, _sender().submit(_attempt, task, client)) for task in tasks]
+        calls = [(task, sender.submit(_attempt, task, client)) for task in tasks]
         _confirm_batch(answered, client)
         _count(counts, [task for task, _ in answered])
         answered = _settle(calls)
@@ -1035,14 +1035,14 @@ def _confirm_batch(confirmed: list[tuple[TradeTask, tuple[dict, str | None]]], c
         ])
 
 
-def _confirm_rows(rows: list[tuple[TradeTask, dict]]) -> list[TradeTask]:
+def _confirm_rows(rows: list[tuple[TradeTask, dict]]) -> None:
     """PostgreSQL: ``_transition(..., CONFIRMED, from_states=OPEN_STATES)`` and the audit row
     of each task it moved, for many tasks in ONE statement (the same per-row state guard; one
     statement is one transaction, so outcomes and audit rows commit together).
 
     The rows travel as one JSON document rather than a parameter per value: psycopg quotes
     every value of a multi-row statement in Python, which cost a drain more CPU than the
-    platform calls themselves. Returns the tasks it moved, updated in place.
+    platform calls themselves. The tasks it moved are updated in place.
     """
     now = timezone.now()
     done_fields = {"state": TaskState.CONFIRMED, "updated_at": now, "finished_at": now,
@@ -1086,13 +1086,10 @@ def _confirm_rows(rows: list[tuple[TradeTask, dict]]) -> list[TradeTask]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         moved = {row[0] for row in cursor.fetchall()}
-    done = []
     for task, confirmed in outcomes:
         if task.request_id in moved:
             for name, value in confirmed.items():
                 setattr(task, name, value)
-            done.append(task)
-    return done
 
 
 class HedgePending(Exception):
