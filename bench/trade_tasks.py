@@ -2,21 +2,25 @@
 
 On PostgreSQL and Redis (``DATABASE_URL`` / ``REDIS_URL``; defaults: a scratch database
 ``dashboard_trade_bench`` on the local server and Redis database 7 on the local Redis), with a
-sandbox and a real Celery worker on the ``trading`` queue with the configured pool and
-concurrency (``CELERY_TRADING_WORKER_POOL`` / ``CELERY_TRADING_WORKER_CONCURRENCY``; defaults
-``threads``, 16):
+sandbox and real Celery workers on the ``trading`` queue, one per core as the README's
+deployment advice has it (``--workers``), each with the configured pool and concurrency
+(``CELERY_TRADING_WORKER_POOL`` / ``CELERY_TRADING_WORKER_CONCURRENCY``; defaults ``threads``,
+16):
 
 * ours — N deposits submitted from 4 threads (4 web requests at once) with
   ``platforms.trading.services.submit`` (a row and its audit event, an on-commit drain
-  request), executed by the worker (the platform's one drain claims the queued tasks in
-  batches, TradeTransaction under each request id from ``TRADING_DRAIN_SENDERS`` threads, one
-  balance read per batch, confirmations and audit rows per batch); timed from the first submit
-  to the last ``confirmed``; per task, submit → confirmed latency from the row's own timestamps;
+  request), executed by the workers (the platform's drains, at most one per worker process,
+  claim the queued tasks in batches, TradeTransaction under each request id from
+  ``TRADING_DRAIN_SENDERS`` threads, one balance read per batch, confirmations and audit rows
+  per batch); timed from the first submit to the last ``confirmed``; per task, submit →
+  confirmed latency from the row's own timestamps;
 * the limit — N ``client.mt4.trade_transaction`` calls from 4 threads, nothing else.
 
-Both sides run three rounds, alternating (ours, direct, ours, …), and report the median
-(rate; p50 and p99 of the median-rate round): the figures are noisy on a shared machine.
-Each round also reports the CPU each side spent per task (this process's submits, the worker,
+Both sides run five rounds, alternating (ours, direct, ours, …); ``ratio`` is the median of
+the five rounds' ours / direct ratios (each round against the direct round right after it:
+the box's speed drifts within a run, and a pair shares it), ``ratio_of_medians`` the median
+rates' ratio; rates, p50 and p99 are the median-rate round's.
+Each round also reports the CPU each side spent per task (this process's submits, the workers,
 the sandbox, the database's server processes): where the time goes, and a figure that other
 load on the machine moves less.
 
@@ -50,7 +54,7 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/dashboard_trade_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/7"
 #: staff submitting at once (web requests), and the direct calls' threads: the same on both sides
 SUBMIT_THREADS = DIRECT_THREADS = 4
-ROUNDS = 3
+ROUNDS = 5
 LOGINS = list(range(100001, 100201))
 
 
@@ -62,9 +66,11 @@ def _cpu_or_zero(pid: int) -> float:
 
 
 def start_worker(log: Path, pool: str, concurrency: int) -> subprocess.Popen:
+    """A ``trading`` worker, named after its log file (several run side by side)."""
     cmd = [sys.executable, "-m", "celery", "-A", "dashboard", "worker", "-Q", "trading",
            "-P", pool, "-c", str(concurrency), "--without-gossip", "--without-mingle",
-           "--without-heartbeat", "-n", f"trade-bench-{os.getpid()}@%h", "--loglevel", "INFO"]
+           "--without-heartbeat", "-n", f"trade-bench-{os.getpid()}-{log.stem}@%h",
+           "--loglevel", "INFO"]
     out = open(log, "w")  # noqa: SIM115 - lives as long as the worker
     process = subprocess.Popen(cmd, cwd=ROOT, env=os.environ, stdout=out,
                                stderr=subprocess.STDOUT, start_new_session=True)
@@ -91,6 +97,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="200 operations (CI smoke run)")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="trading worker processes (default: one per core)")
     args = parser.parse_args()
     count = 200 if args.quick else args.count
 
@@ -116,8 +124,9 @@ def main() -> None:
     pool = settings.CELERY_TRADING_WORKER_POOL
     concurrency = settings.CELERY_TRADING_WORKER_CONCURRENCY
     senders = settings.TRADING_DRAIN_SENDERS
-    print(f"os.cpu_count() = {os.cpu_count()}; worker -P {pool} -c {concurrency}; "
-          f"{senders} drain senders", flush=True)
+    print(f"os.cpu_count() = {os.cpu_count()}; {args.workers} worker(s) -P {pool} "
+          f"-c {concurrency}; {senders} drain senders; "
+          f"{settings.TRADING_DRAINS_PER_PLATFORM} drain slots per platform", flush=True)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
@@ -134,12 +143,13 @@ def main() -> None:
     # the bench's own Redis database: drop messages an interrupted earlier run left behind
     redis.Redis.from_url(os.environ["REDIS_URL"]).delete("trading")
     sandbox = start_sandbox("--users", "1000", "--seed", "3", "--tick-rate", "0")
-    worker = None
+    workers: list[subprocess.Popen] = []
     try:
         mt4, _ = register_sandbox_platforms(sandbox)
         user = get_user_model().objects.create_superuser("bench", password="bench-pass-1")
         actor = services.Actor(user, "127.0.0.1")
-        worker = start_worker(workdir / "worker.log", pool, concurrency)
+        workers = [start_worker(workdir / f"worker{n}.log", pool, concurrency)
+                   for n in range(args.workers)]
 
         # warm-up: tokens, pools and the worker's imports
         for login in LOGINS[:8]:
@@ -158,7 +168,8 @@ def main() -> None:
                             payload={"amount": f"{1 + i % 500}.25", "comment": f"bench {i}"},
                             request_id=uuid.uuid4())
 
-        sides = {"submit": None, "worker": worker.pid, "sandbox": sandbox.process.pid}
+        sides = {"submit": [None], "worker": [w.pid for w in workers],
+                 "sandbox": [sandbox.process.pid]}
 
         def database_pids() -> list[int]:
             with connection.cursor() as cursor:
@@ -172,7 +183,7 @@ def main() -> None:
         def cpu() -> dict[str, float]:
             """CPU seconds so far per side. The database's share: its server processes for this
             database, each counted from when it was last seen (one opened meanwhile from 0)."""
-            used = {side: cpu_seconds(pid) for side, pid in sides.items()}
+            used = {side: sum(cpu_seconds(pid) for pid in pids) for side, pids in sides.items()}
             server = {pid: _cpu_or_zero(pid) for pid in database_pids()}
             database_total[0] += sum(seconds - database_seen.get(pid, 0.0)
                                      for pid, seconds in server.items())
@@ -235,10 +246,14 @@ def main() -> None:
             directs.append(direct_round())
         ours_rate, p50, p99, ours_cpu = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
         direct_rate = statistics.median(rate for rate, _ in directs)
-        print(f"median: ours {ours_rate:,.1f} tasks/s, direct {direct_rate:,.1f} calls/s",
-              flush=True)
+        # the headline: each round's ours against the direct round right after it, then the
+        # median of those ratios (the box's speed drifts within a run; a pair shares it)
+        paired = [ours[0] / direct[0] for ours, direct in zip(rounds, directs, strict=True)]
+        ratio = statistics.median(paired)
+        print(f"median: ours {ours_rate:,.1f} tasks/s, direct {direct_rate:,.1f} calls/s; "
+              f"ratio per round {[round(r, 3) for r in paired]}, median {ratio:.3f}", flush=True)
     finally:
-        if worker is not None:
+        for worker in workers:
             stop_worker(worker)
         sandbox.stop()
         if not args.keep_db:
@@ -248,7 +263,8 @@ def main() -> None:
             drop_database(db_url)
 
     print(json.dumps({
-        "ratio": round(ours_rate / direct_rate, 4),
+        "ratio": round(ratio, 4),
+        "ratio_of_medians": round(ours_rate / direct_rate, 4),
         "tasks_per_s": round(ours_rate, 1),
         "p50_ms": round(p50, 1),
         "p99_ms": round(p99, 1),
@@ -257,6 +273,7 @@ def main() -> None:
         "count": count,
         "pool": pool,
         "concurrency": concurrency,
+        "workers": args.workers,
         "drain_senders": senders,
         "cpu_count": os.cpu_count(),
     }))

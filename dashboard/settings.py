@@ -127,6 +127,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# PostgreSQL: submit's statement (the trading pipeline's hottest) runs as a server-side prepared
+# statement; Django binds client-side and never prepares. psycopg prepares nothing unless the
+# connection has a threshold: one that no statement reaches prepares only what asks to be.
+# Switch off behind a pooler in transaction mode that cannot carry them (PgBouncer < 1.21).
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+if DATABASE_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, Celery, channel layer --------------------------------------------------------
@@ -200,6 +207,10 @@ CELERY_TRADING_WORKER_CONCURRENCY = env.int("CELERY_TRADING_WORKER_CONCURRENCY",
 # threads keep the platform busy; past about twice the cores, threads only queue for the GIL
 # (16 cost twice the CPU per task of 4 on two cores). Raise it for a platform far away.
 TRADING_DRAIN_SENDERS = env.int("TRADING_DRAIN_SENDERS", default=4)
+# Drains of one platform that may run at once, at most one per worker process: one worker
+# process is bound by its GIL, so a platform's money flow grows with trading worker processes
+# (one per core) up to this many. More slots than processes cost nothing.
+TRADING_DRAINS_PER_PLATFORM = env.int("TRADING_DRAINS_PER_PLATFORM", default=4)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "platforms.tasks.snapshot_*": {"queue": "reporting"},

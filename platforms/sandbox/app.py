@@ -36,6 +36,8 @@ log = logging.getLogger("platforms.sandbox")
 JSON_TYPE = "application/json; charset=utf-8"
 IDEM_KEEP_OK = 60.0
 IDEM_KEEP_UNKNOWN = 3600.0
+#: the idempotency store is scanned for expired keys only past this many (and then its double)
+IDEM_PRUNE_AT = 5000
 HTML_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>"
     b"502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
@@ -96,6 +98,7 @@ class Sandbox:
             self.faults.add(rule)
         self.stats: dict[str, list[int]] = {}
         self.idem: dict[str, IdemEntry] = {}
+        self.idem_prune_at = IDEM_PRUNE_AT
         self.exchanges: list[dict[str, Any]] = []
         self.exchange_seq = 0
         self.base_url = ""
@@ -134,9 +137,16 @@ class Sandbox:
         return closes
 
     def prune_idem(self) -> None:
-        if len(self.idem) > 5000:
+        """Forget expired replies once the store has grown past its mark.
+
+        The mark then doubles with what is still live, so a burst of more than the mark's keys
+        inside their lifetime costs one scan per doubling, not one per request (a scan per
+        write made every write O(keys): the sandbox slowed from ~800 to ~170 writes/s over
+        a 15,000-call run)."""
+        if len(self.idem) > self.idem_prune_at:
             now = time.time()
             self.idem = {k: e for k, e in self.idem.items() if e.running or e.expires > now}
+            self.idem_prune_at = max(IDEM_PRUNE_AT, 2 * len(self.idem))
 
     # ---------------------------------------------------------------- the v2 pipeline
     async def api(self, request: Request, port: str) -> Response:

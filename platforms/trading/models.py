@@ -113,7 +113,10 @@ class TradeTask(models.Model):
     """
 
     request_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
-    platform = models.ForeignKey(TradePlatform, on_delete=models.PROTECT, related_name="tasks")
+    # no index of its own: the (platform, state, -created_at) index below serves it, and every
+    # index is written again on each of a task's state changes
+    platform = models.ForeignKey(TradePlatform, on_delete=models.PROTECT, related_name="tasks",
+                                 db_index=False)
     login = models.BigIntegerField(null=True, blank=True, db_index=True)
     kind = models.CharField(max_length=30, choices=TaskKind.choices)
     payload = models.JSONField(default=dict)
@@ -123,7 +126,7 @@ class TradeTask(models.Model):
     preview = models.JSONField(default=dict, blank=True)
     wire = models.JSONField(null=True, blank=True)
 
-    state = models.CharField(max_length=20, choices=TaskState.choices, db_index=True)
+    state = models.CharField(max_length=20, choices=TaskState.choices)  # indexed in Meta
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trade_tasks"
     )
@@ -151,7 +154,12 @@ class TradeTask(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["platform", "state", "-created_at"])]
+        indexes = [
+            models.Index(fields=["platform", "state", "-created_at"]),
+            # the sweeper's state-only lookups; a plain index (``db_index`` would add a second,
+            # pattern-matching one that no query uses)
+            models.Index(fields=["state"], name="tradetask_state_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["platform", "login", "comment_tag"],

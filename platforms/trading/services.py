@@ -27,12 +27,13 @@ import hashlib
 import json
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from ipaddress import IPv4Address, IPv6Address
+from queue import Empty, SimpleQueue
 from typing import Any, cast
 from uuid import UUID
 
@@ -88,8 +89,8 @@ DRAIN_BATCH = 50
 #: sweeper for ``queued`` tasks, sends them); a mark outliving a slow queue only costs an extra
 #: message that finds less to do.
 DRAIN_PENDING_SECONDS = 2
-#: one drain at a time per platform (see :func:`drain_exclusively`); the lock lapses this long
-#: after the holder's last batch began, so a killed worker holds nobody up for longer
+#: a platform's drain slot (see :func:`drain_exclusively`) lapses this long after its holder's
+#: last batch began, so a killed worker holds nobody up for longer
 DRAIN_LOCK_SECONDS = 15
 #: how soon a drain message that found the platform's drain busy comes back
 DRAIN_BUSY_RETRY_SECONDS = 0.2
@@ -424,12 +425,32 @@ def _insert_with_event(task: TradeTask, event: AuditEvent, *,
            f"{event_sql} RETURNING (SELECT {pk} FROM new_task), (SELECT state FROM new_task)")
     # inside a caller's transaction a savepoint keeps a duplicate key from aborting it
     in_caller_transaction = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    with in_caller_transaction, connection.cursor() as cursor:
-        cursor.execute(sql, [*policy_params, task_row, event_row])
-        task.pk, task.state = cursor.fetchone()
+    with in_caller_transaction:
+        task.pk, task.state = _fetch_one_prepared(sql, [*policy_params, task_row, event_row])
     if task.state == TaskState.PENDING_APPROVAL:
         task.queued_at = None
     task._state.adding, task._state.db = False, connection.alias
+
+
+def _fetch_one_prepared(sql: str, params: list) -> tuple:
+    """The first row of a hot statement, run as a server-side prepared statement on PostgreSQL
+    (``DATABASE_PREPARED_STATEMENTS``).
+
+    Django binds parameters client-side and never prepares, so PostgreSQL parsed and planned
+    submit's statement (two inserts and a policy read) on every call: about 40 % of the
+    database's CPU per submit. Prepared once per connection, each later call only binds.
+    Errors are Django's, as through ``connection.cursor()``. The statement returns a row.
+    """
+    if not (settings.DATABASE_PREPARED_STATEMENTS and connection.vendor == "postgresql"):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cast(tuple, cursor.fetchone())
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cast(tuple, cursor.fetchone())
 
 
 # ------------------------------------------------------------------------------ approvals
@@ -886,46 +907,76 @@ def _claim_batch(platform_pk: int, limit: int) -> list[TradeTask]:
     return sorted(TradeTask.objects.raw(sql, params), key=lambda task: task.pk)
 
 
-def _drain_lock_key(platform_pk: int) -> str:
-    return f"trading:drain-lock:{platform_pk}"
+def _drain_lock_key(platform_pk: int, slot: int = 0) -> str:
+    return f"trading:drain-lock:{platform_pk}:{slot}"
+
+
+#: platforms this process is draining now (its drains run on the worker pool's threads)
+_draining_here: set[int] = set()
+_draining_here_lock = threading.Lock()
 
 
 def drain_exclusively(platform_pk: int) -> dict[str, int]:
-    """``drain_trade_tasks``' body: :func:`drain`, unless the platform's drain is running.
+    """``drain_trade_tasks``' body: :func:`drain`, in one of the platform's drain slots.
 
-    Concurrent drains are safe (each task is claimed by a conditional UPDATE) but wasteful:
-    every commit during a drain publishes a message, and each of those drains a batch of one or
-    two, with its own balance read and commit, and its threads contend for the GIL with the
-    running drain's. A message that finds the drain busy leaves the pending mark alone (so
-    submits do not publish more) and comes back after :data:`DRAIN_BUSY_RETRY_SECONDS`: a task
-    committed as the running drain finishes is drained by it then, never left behind. The
-    lock only saves work: when the cache is down the drain runs anyway.
+    Concurrent drains are safe (each task is claimed by a conditional UPDATE) but wasteful
+    beyond one per worker process: every commit during a drain publishes a message, and each
+    of those would drain a batch of one or two with its own balance read and commit, its
+    threads contending for the GIL with the running drain's. So a platform is drained by at
+    most ``TRADING_DRAINS_PER_PLATFORM`` drains at once (slots: locks in the shared cache), and
+    by at most one per process: a second drain in the same process only shares its core, while
+    one in another worker process doubles what the platform's money flow can use. A message
+    that finds no slot, or this process already draining the platform, leaves the pending mark
+    alone (so submits do not publish more) and comes back after
+    :data:`DRAIN_BUSY_RETRY_SECONDS`, when any worker may take it: a task committed as the
+    running drains finish is drained then, never left behind. The slots only save work: when
+    the cache is down the drain runs anyway.
     """
+    with _draining_here_lock:
+        if platform_pk in _draining_here:
+            return _come_back_later(platform_pk)
+        _draining_here.add(platform_pk)
+    try:
+        try:
+            key = _take_drain_slot(platform_pk)
+        except Exception:
+            log.warning("drain lock unavailable; draining without it", exc_info=True)
+            return drain(platform_pk)
+        if key is None:
+            return _come_back_later(platform_pk)
+        try:
+            return drain(platform_pk, lock_key=key)
+        finally:
+            try:
+                cache.delete(key)
+            except Exception:  # it lapses on its own
+                log.warning("could not release the drain lock", exc_info=True)
+    finally:
+        with _draining_here_lock:
+            _draining_here.discard(platform_pk)
+
+
+def _take_drain_slot(platform_pk: int) -> str | None:
+    """The lock key of a free drain slot of the platform, now taken; None when all are busy."""
+    for slot in range(settings.TRADING_DRAINS_PER_PLATFORM):
+        key = _drain_lock_key(platform_pk, slot)
+        if cache.add(key, 1, timeout=DRAIN_LOCK_SECONDS):
+            return key
+    return None
+
+
+def _come_back_later(platform_pk: int) -> dict[str, int]:
     from platforms.trading.tasks import drain_trade_tasks
 
-    key = _drain_lock_key(platform_pk)
-    try:
-        acquired = cache.add(key, 1, timeout=DRAIN_LOCK_SECONDS)
-    except Exception:
-        log.warning("drain lock unavailable; draining without it", exc_info=True)
-        return drain(platform_pk)
-    if not acquired:
-        # this message stays the pending one: its mark must not lapse while it waits, or each
-        # submit after that publishes another message that waits alongside it
-        with suppress(Exception):
-            cache.touch(_drain_key(platform_pk), DRAIN_PENDING_SECONDS)
-        drain_trade_tasks.apply_async((platform_pk,), countdown=DRAIN_BUSY_RETRY_SECONDS)
-        return {"deferred": 1}
-    try:
-        return drain(platform_pk)
-    finally:
-        try:
-            cache.delete(key)
-        except Exception:  # it lapses on its own
-            log.warning("could not release the drain lock", exc_info=True)
+    # this message stays the pending one: its mark must not lapse while it waits, or each
+    # submit after that publishes another message that waits alongside it
+    with suppress(Exception):
+        cache.touch(_drain_key(platform_pk), DRAIN_PENDING_SECONDS)
+    drain_trade_tasks.apply_async((platform_pk,), countdown=DRAIN_BUSY_RETRY_SECONDS)
+    return {"deferred": 1}
 
 
-def drain(platform_pk: int) -> dict[str, int]:
+def drain(platform_pk: int, lock_key: str | None = None) -> dict[str, int]:
     """Send every queued money task of a platform, in batches (``drain_trade_tasks``' body).
 
     One Celery message moves many tasks: per batch one claim UPDATE, the calls in parallel
@@ -934,26 +985,35 @@ def drain(platform_pk: int) -> dict[str, int]:
     with their audit rows. A batch is confirmed while the next one's calls are in flight, so
     the platform is not left idle while the database records. Lost answers and refusals take
     the single-task path; a task the platform never received goes back to ``queued`` with its
-    own retrying message.
+    own retrying message. ``lock_key`` is the drain slot held, kept alive batch by batch.
     """
     try:
         cache.delete(_drain_key(platform_pk))  # before claiming: see request_drain
     except Exception:
         log.warning("could not clear the drain mark", exc_info=True)
     platform = TradePlatform.objects.get(pk=platform_pk)
-    client, sender = client_for(platform), _sender()
+    client, sender, senders = client_for(platform), _sender(), settings.TRADING_DRAIN_SENDERS
     counts: dict[str, int] = {}
     answered: list[tuple[TradeTask, tuple[dict, str | None]]] = []
     while tasks := _claim_batch(platform_pk, DRAIN_BATCH):
-        with suppress(Exception):  # still draining: keep the lock from lapsing under us
-            cache.touch(_drain_lock_key(platform_pk), DRAIN_LOCK_SECONDS)
+        if lock_key is not None:
+            with suppress(Exception):  # still draining: keep the slot from lapsing under us
+                cache.touch(lock_key, DRAIN_LOCK_SECONDS)
         for task in tasks:
             task.platform = platform
-        calls = [(task, sender.submit(_attempt, task, client)) for task in tasks]
+        # one future per sender thread, each taking the batch's next unsent task until none is
+        # left (a slow call holds up one thread, not a share of the batch): a future per call
+        # cost the drain a lock, a condition and a GIL handoff each
+        unsent: SimpleQueue[int] = SimpleQueue()
+        for index in range(len(tasks)):
+            unsent.put(index)
+        outcomes: list[_Outcome] = [(None, None)] * len(tasks)
+        calls = [sender.submit(_attempt_each, tasks, unsent, outcomes, client)
+                 for _ in range(min(senders, len(tasks)))]
         _confirm_batch(answered, client)
         _count(counts, [task for task, _ in answered])
-        answered = _settle(calls)
-        _count(counts, [task for task, _ in calls if task.state != TaskState.SENT])
+        answered = _settle(tasks, calls, outcomes)
+        _count(counts, [task for task in tasks if task.state != TaskState.SENT])
     _confirm_batch(answered, client)
     _count(counts, [task for task, _ in answered])
     return counts
@@ -964,18 +1024,33 @@ def _count(counts: dict[str, int], tasks: list[TradeTask]) -> None:
         counts[task.state] = counts.get(task.state, 0) + 1
 
 
-def _attempt(task: TradeTask, client):
-    try:  # a drain claims only tasks with a stored wire body
-        return _call(task, client, cast(dict, task.wire)), None
-    except Exception as exc:
-        return None, exc
+#: a call's answer (the client's ``(data, activity)``), or what it raised instead
+_Outcome = tuple[Any, Exception | None]
 
 
-def _settle(calls) -> list[tuple[TradeTask, tuple[dict, str | None]]]:
+def _attempt_each(tasks: list[TradeTask], unsent: SimpleQueue[int], outcomes: list[_Outcome],
+                  client) -> None:
+    """Send the batch's unsent tasks one after another, until none is left: each task's answer,
+    or what was raised instead, goes to its place in ``outcomes``."""
+    while True:
+        try:
+            index = unsent.get_nowait()
+        except Empty:
+            return
+        task = tasks[index]
+        try:  # a drain claims only tasks with a stored wire body
+            outcomes[index] = (_call(task, client, cast(dict, task.wire)), None)
+        except Exception as exc:
+            outcomes[index] = (None, exc)
+
+
+def _settle(tasks: list[TradeTask], calls: list[Future], outcomes: list[_Outcome]
+            ) -> list[tuple[TradeTask, tuple[dict, str | None]]]:
     """Wait for a batch's calls; record what was not answered, return what was (to confirm)."""
+    for call in calls:
+        call.result()
     answered = []
-    for task, call in calls:
-        answer, exc = call.result()
+    for task, (answer, exc) in zip(tasks, outcomes, strict=True):
         if exc is None:
             answered.append((task, answer))
         elif isinstance(exc, NOT_SENT_ERRORS):

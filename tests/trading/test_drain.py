@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from decimal import Decimal
@@ -98,15 +99,21 @@ def test_concurrent_drains_send_each_queued_deposit_once(
     assert confirmed.after["amount"] == task.payload["amount"]
 
 
-def test_a_drain_message_that_finds_the_drain_busy_comes_back_instead_of_competing(
-    clean_sandbox, mt4, finance_user, celery_broker
+def test_a_drain_message_that_finds_every_drain_slot_busy_comes_back_instead_of_competing(
+    clean_sandbox, mt4, finance_user, celery_broker, settings
 ):
     from django.core.cache import cache
 
-    lock = services._drain_lock_key(mt4.pk)
-    cache.delete(lock)
-    assert cache.add(lock, 1, timeout=30)  # another worker's drain of this platform is running
+    settings.TRADING_DRAINS_PER_PLATFORM = 2
+    slots = [services._drain_lock_key(mt4.pk, slot) for slot in range(2)]
+    cache.delete_many(slots)
+    assert cache.add(slots[0], 1, timeout=30)  # another worker's drain of this platform runs
     try:
+        # a second worker process takes the free slot, drains, and frees it again
+        tasks = submit_deposits(finance_user, mt4, 2, first=300)
+        assert services.drain_exclusively(mt4.pk) == {"confirmed": 2}
+        assert cache.get(slots[1]) is None
+        assert cache.add(slots[1], 1, timeout=30)  # and a third worker's drain
         tasks = submit_deposits(finance_user, mt4, 2, first=200)
         assert services.drain_exclusively(mt4.pk) == {"deferred": 1}
         assert {t.state for t in TradeTask.objects.filter(pk__in=[t.pk for t in tasks])} == {
@@ -114,9 +121,42 @@ def test_a_drain_message_that_finds_the_drain_busy_comes_back_instead_of_competi
         # the pending mark stays: submits meanwhile publish nothing more
         assert cache.get(services._drain_key(mt4.pk)) is not None
     finally:
-        cache.delete(lock)
+        cache.delete_many(slots)
     assert services.drain_exclusively(mt4.pk) == {"confirmed": 2}
-    assert cache.get(lock) is None  # released for the next drain
+    assert cache.get_many(slots) == {}  # released for the next drain
+
+
+def test_a_process_already_draining_a_platform_sends_a_second_message_back(
+    clean_sandbox, mt4, finance_user, celery_broker
+):
+    """A second drain in the same worker process would only share its core (its GIL): the
+    message comes back for any worker to take, even with drain slots free."""
+    from django.core.cache import cache
+
+    submit_deposits(finance_user, mt4, 2, first=400)
+    clean_sandbox.control("POST", "/faults", json={"operation": "TradeTransaction",
+                                                   "latency": 1.5, "rate": 1.0})
+    first: dict = {}
+
+    def drain_in_a_worker_thread() -> None:
+        try:
+            first.update(services.drain_exclusively(mt4.pk))
+        finally:
+            connection.close()  # this thread's own connection
+
+    running = threading.Thread(target=drain_in_a_worker_thread)
+    running.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not TradeTask.objects.filter(state=TaskState.SENT).exists():
+            assert time.monotonic() < deadline, "the first drain never sent"
+            time.sleep(0.02)
+        assert services.drain_exclusively(mt4.pk) == {"deferred": 1}
+        assert cache.get(services._drain_lock_key(mt4.pk, 1)) is None  # no slot taken
+    finally:
+        running.join(timeout=30)
+        clean_sandbox.clear_faults()
+    assert first == {"confirmed": 2}
 
 
 def test_a_deposit_the_platform_never_received_is_put_back_and_retried_alone(

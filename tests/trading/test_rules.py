@@ -162,3 +162,34 @@ def test_a_submitted_task_and_its_audit_row_read_back_exactly_as_they_were_built
         assert event.outcome == stored.state and event.after["comment"] == comment
         assert event.ip_address == "10.0.0.7" and event.actor_id == finance_user.pk
     assert stored.state == TaskState.PENDING_APPROVAL and stored.queued_at is None
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+@pytest.mark.parametrize("ip", ["10.0.0.7", "2001:db8::1", None])
+def test_a_submitted_task_and_its_audit_row_are_stored_exactly_as_built(
+    mt4, finance_user, support_user, ip, prepared, settings
+):
+    """On PostgreSQL a submit writes both rows in one hand-built statement (a server-side
+    prepared one unless ``DATABASE_PREPARED_STATEMENTS`` is off): what is stored must be what
+    Django's own ``save()`` would store (every column, the encrypted secret, text that JSON
+    must escape, both address families)."""
+    settings.DATABASE_PREPARED_STATEMENTS = prepared
+    text = 'naïve “quotes” \\ back\\slash "json" \u2028 ✓'
+    built = [
+        services.submit(actor=services.Actor(finance_user, ip), platform=mt4, kind="deposit",
+                        login=100004, payload={"amount": "12.34", "comment": text},
+                        request_id=uuid.uuid4(), preview={"balance": "1.00", "name": text}).task,
+        services.submit(actor=services.Actor(support_user, ip), platform=mt4,
+                        kind="reset_password", login=100004, payload={"investor": False},
+                        request_id=uuid.uuid4(), secret="N3w-pass!").task,
+    ]
+    for task in built:
+        stored = TradeTask.objects.get(pk=task.pk)
+        for f in TradeTask._meta.concrete_fields:
+            assert getattr(stored, f.attname) == getattr(task, f.attname), f.name
+        event = AuditEvent.objects.get(request_id=task.request_id, detail="submitted")
+        assert (event.actor, event.ip_address, event.action, event.platform, event.target,
+                event.outcome) == (task.requested_by, ip, f"trade_task.{task.kind}", mt4,
+                                   "100004", task.state)
+        assert event.after == {"kind": task.kind, **task.payload}
+    assert built[1].secret == "N3w-pass!"
