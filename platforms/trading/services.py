@@ -37,6 +37,7 @@ from queue import Empty, SimpleQueue
 from typing import Any, cast
 from uuid import UUID
 
+import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -433,7 +434,7 @@ def _insert_with_event(task: TradeTask, event: AuditEvent, *,
 
 
 def _fetch_one_prepared(sql: str, params: list) -> tuple:
-    """The first row of a hot statement, run as a server-side prepared statement on PostgreSQL
+    """PostgreSQL: the first row of a hot statement, run as a server-side prepared statement
     (``DATABASE_PREPARED_STATEMENTS``).
 
     Django binds parameters client-side and never prepares, so PostgreSQL parsed and planned
@@ -441,12 +442,10 @@ def _fetch_one_prepared(sql: str, params: list) -> tuple:
     database's CPU per submit. Prepared once per connection, each later call only binds.
     Errors are Django's, as through ``connection.cursor()``. The statement returns a row.
     """
-    if not (settings.DATABASE_PREPARED_STATEMENTS and connection.vendor == "postgresql"):
+    if not settings.DATABASE_PREPARED_STATEMENTS:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cast(tuple, cursor.fetchone())
-    import psycopg
-
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=True)
@@ -907,7 +906,7 @@ def _claim_batch(platform_pk: int, limit: int) -> list[TradeTask]:
     return sorted(TradeTask.objects.raw(sql, params), key=lambda task: task.pk)
 
 
-def _drain_lock_key(platform_pk: int, slot: int = 0) -> str:
+def _drain_lock_key(platform_pk: int, slot: int) -> str:
     return f"trading:drain-lock:{platform_pk}:{slot}"
 
 
@@ -937,23 +936,27 @@ def drain_exclusively(platform_pk: int) -> dict[str, int]:
             return _come_back_later(platform_pk)
         _draining_here.add(platform_pk)
     try:
-        try:
-            key = _take_drain_slot(platform_pk)
-        except Exception:
-            log.warning("drain lock unavailable; draining without it", exc_info=True)
-            return drain(platform_pk)
-        if key is None:
-            return _come_back_later(platform_pk)
-        try:
-            return drain(platform_pk, lock_key=key)
-        finally:
-            try:
-                cache.delete(key)
-            except Exception:  # it lapses on its own
-                log.warning("could not release the drain lock", exc_info=True)
+        return _drain_in_a_slot(platform_pk)
     finally:
         with _draining_here_lock:
             _draining_here.discard(platform_pk)
+
+
+def _drain_in_a_slot(platform_pk: int) -> dict[str, int]:
+    try:
+        key = _take_drain_slot(platform_pk)
+    except Exception:
+        log.warning("drain lock unavailable; draining without it", exc_info=True)
+        return drain(platform_pk)
+    if key is None:
+        return _come_back_later(platform_pk)
+    try:
+        return drain(platform_pk, lock_key=key)
+    finally:
+        try:
+            cache.delete(key)
+        except Exception:  # it lapses on its own
+            log.warning("could not release the drain lock", exc_info=True)
 
 
 def _take_drain_slot(platform_pk: int) -> str | None:
@@ -992,7 +995,7 @@ def drain(platform_pk: int, lock_key: str | None = None) -> dict[str, int]:
     except Exception:
         log.warning("could not clear the drain mark", exc_info=True)
     platform = TradePlatform.objects.get(pk=platform_pk)
-    client, sender, senders = client_for(platform), _sender(), settings.TRADING_DRAIN_SENDERS
+    client = client_for(platform)
     counts: dict[str, int] = {}
     answered: list[tuple[TradeTask, tuple[dict, str | None]]] = []
     while tasks := _claim_batch(platform_pk, DRAIN_BATCH):
@@ -1001,15 +1004,7 @@ def drain(platform_pk: int, lock_key: str | None = None) -> dict[str, int]:
                 cache.touch(lock_key, DRAIN_LOCK_SECONDS)
         for task in tasks:
             task.platform = platform
-        # one future per sender thread, each taking the batch's next unsent task until none is
-        # left (a slow call holds up one thread, not a share of the batch): a future per call
-        # cost the drain a lock, a condition and a GIL handoff each
-        unsent: SimpleQueue[int] = SimpleQueue()
-        for index in range(len(tasks)):
-            unsent.put(index)
-        outcomes: list[_Outcome] = [(None, None)] * len(tasks)
-        calls = [sender.submit(_attempt_each, tasks, unsent, outcomes, client)
-                 for _ in range(min(senders, len(tasks)))]
+        calls, outcomes = _send_batch(tasks, client)
         _confirm_batch(answered, client)
         _count(counts, [task for task, _ in answered])
         answered = _settle(tasks, calls, outcomes)
@@ -1026,6 +1021,22 @@ def _count(counts: dict[str, int], tasks: list[TradeTask]) -> None:
 
 #: a call's answer (the client's ``(data, activity)``), or what it raised instead
 _Outcome = tuple[Any, Exception | None]
+
+
+def _send_batch(tasks: list[TradeTask], client) -> tuple[list[Future], list[_Outcome]]:
+    """Start a batch's calls on the sender threads; each outcome lands at its task's index.
+
+    One future per sender thread, each taking the batch's next unsent task until none is left
+    (a slow call holds up one thread, not a share of the batch): a future per call cost the
+    drain a lock, a condition and a GIL handoff each.
+    """
+    unsent: SimpleQueue[int] = SimpleQueue()
+    for index in range(len(tasks)):
+        unsent.put(index)
+    outcomes: list[_Outcome] = [(None, None)] * len(tasks)
+    pool, threads = _sender(), min(settings.TRADING_DRAIN_SENDERS, len(tasks))
+    calls = [pool.submit(_attempt_each, tasks, unsent, outcomes, client) for _ in range(threads)]
+    return calls, outcomes
 
 
 def _attempt_each(tasks: list[TradeTask], unsent: SimpleQueue[int], outcomes: list[_Outcome],
