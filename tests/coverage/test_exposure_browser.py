@@ -131,3 +131,43 @@ def test_a_hedge_fill_reaches_the_open_page_within_a_second(desk, wire, client, 
     print(f"hedge fill on the page after {seen * 1000:.0f} ms (incl. the 200 ms execution)")
     assert "s old" in page.inner_text("#coverage-as-of")
     page.screenshot(path=str(artifacts / "hedge-fill.png"))
+
+
+def test_a_trade_announced_while_the_table_is_re_reading_still_reaches_it(desk, client, browser,
+                                                                          artifacts):
+    """A nudge that arrives while a re-read is in flight is queued behind it and served.
+
+    The first re-read is held in the browser (answered later with the figures from before the
+    trade); the trade's nudge arrives meanwhile. Once the held answer is swapped in, the queued
+    re-read must bring the trade, well before the 15 s poll would.
+    """
+    mt4, user, login, url = desk
+    page = _open_page(browser, client, user, url, mt4)
+    before = _row(page, "EURUSD", "client-net") or 0.0
+    stale = client.get(f"/platforms/{mt4.pk}/exposure/", HTTP_HX_REQUEST="true").content
+    held: list = []
+
+    def hold_the_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(lambda address: address.rstrip("/").endswith(f"/platforms/{mt4.pk}/exposure"),
+               hold_the_first)
+    page.evaluate("""() => {
+        window.nudges = 0;
+        const table = document.querySelector('[data-live-exposure]');
+        table.addEventListener('live-exposure', () => window.nudges++);
+        table.dispatchEvent(new CustomEvent('live-exposure', {detail: {platforms: []}}));
+    }""")
+    _wait(page, lambda: bool(held), what="the first re-read held")
+    client_for(mt4).mt4.trade_transaction(r.MT4TradeTransaction(
+        trade_transaction_type="BrOpen", trade_command="Buy", order_by=login, symbol="EURUSD",
+        volume=10))
+    _wait(page, lambda: page.evaluate("window.nudges") >= 2, what="the trade's nudge")
+    started = time.monotonic()
+    held[0].fulfill(status=200, content_type="text/html; charset=utf-8", body=stale)
+    seen = _until_changed(page, "EURUSD", "client-net", round(before + 0.10, 2), started,
+                          3.0, artifacts, "queued-nudge")
+    print(f"queued re-read on the page {seen * 1000:.0f} ms after the held one was answered")
