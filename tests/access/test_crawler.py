@@ -1,12 +1,14 @@
 """The crawler: every page, as four kinds of user, with hostile variants of every parameter.
 
-For each URL name of ``dashboard/urls.py`` (real ids from a sandbox-backed mirror) it requests
-the page as a superuser, a dealer granted one platform, a support user granted one platform
-minus one account group, and a staff user granted nothing; then, as the superuser and the masked
-user, it repeats every GET with each hostile value in each query parameter the page actually
-reads (recorded while serving the plain page, plus any a hostile variant makes it read, such as a
-filter form's fields once the query is not empty), hostile path ids, and repeated parameters. A
-page that never parses its query string as that user gets every hostile value in one request.
+For each URL name of ``dashboard/urls.py`` (real ids from a sandbox-backed mirror; the account
+card's tab once per tab) it requests the page as a superuser, a dealer granted one platform, a
+support user granted one platform minus one account group, and a staff user granted nothing; then,
+as the superuser and the masked user, it repeats every GET with each hostile value in each query
+parameter the page actually reads (recorded while serving the plain page, plus any a hostile
+variant makes it read, such as a filter form's fields once the query is not empty), hostile path
+ids, and repeated parameters; the masked user also names the excluded group and an excluded login
+in each parameter. A page that never parses its query string as that user gets every hostile value
+in one request.
 
 It asserts what staff rely on: no 5xx anywhere; outside the grant a 404; no login outside the
 user's group masks in any page or CSV; no personal field without ``view_personal_data``; and
@@ -23,11 +25,12 @@ from dataclasses import dataclass, field
 import pytest
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import QueryDict
-from django.urls import URLPattern, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
 from dashboard.urls import dashboard_patterns
+from dashboard.views.accounts import TABS as ACCOUNT_TABS
 from platforms.connections import client_for
 from platforms.mirror.models import (
     MirrorAccount,
@@ -68,13 +71,33 @@ HOSTILE_PATH = {
 }
 
 
+def _logins_pattern(logins: set[int]) -> re.Pattern[str]:
+    """A login as a whole number (not part of an amount, a list of digits or another login)."""
+    alternatives = "|".join(str(login) for login in sorted(logins))
+    return re.compile(rf"(?<![\d.,])(?:{alternatives})(?![\d.,])")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One page to crawl: a URL name with real path values (a name can give several pages, e.g.
+    one per tab of the account card)."""
+
+    key: str
+    name: str
+    kwargs: dict[str, str]
+
+    def url(self, **override: str) -> str:
+        return reverse(f"dashboard:{self.name}", kwargs={**self.kwargs, **override})
+
+
 @dataclass
 class World:
     mt4: object
     mt5: object
     users: dict[str, object]
-    values: dict[str, dict[str, str]]  # URL name → path kwargs
+    targets: list[Target]
     excluded_logins: set[int]
+    ghost_login: int  # a login no account of the platform has
     emails: set[str]
     phones: set[str]
     requests: int = 0
@@ -82,12 +105,16 @@ class World:
     #: one pass over a body finds any excluded login / personal field (a search per login,
     #: over thousands of bodies, was a fifth of the crawl's time)
     excluded_pattern: re.Pattern[str] = field(init=False)
+    #: the excluded login the masked user names in filters, and the pattern of all the others
+    named: int = field(init=False)
+    excluded_but_named: re.Pattern[str] = field(init=False)
     personal_pattern: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
         assert self.excluded_logins and self.emails, "nothing to leak: the crawl proves no scope"
-        logins = "|".join(str(login) for login in sorted(self.excluded_logins))
-        self.excluded_pattern = re.compile(rf"(?<![\d.,])(?:{logins})(?![\d.,])")
+        self.excluded_pattern = _logins_pattern(self.excluded_logins)
+        self.named = min(self.excluded_logins)
+        self.excluded_but_named = _logins_pattern(self.excluded_logins - {self.named})
         secrets = sorted((*self.emails, *self.phones), key=len, reverse=True)
         self.personal_pattern = re.compile("|".join(map(re.escape, secrets)))
 
@@ -156,7 +183,7 @@ def world(sandbox_platforms) -> World:
             "run_id": str(run.pk), "job_id": str(mail.pk), "pos": "0", "symbol": "EURUSD",
             "tab": "open", "kind": "deposit", "action": "cancel", "table": "accounts",
             "fmt": "csv"}
-    values = {}
+    targets = []
     for pattern in dashboard_patterns:
         names = pattern.pattern.converters.keys()
         kwargs = {n: base[n] for n in names}
@@ -164,19 +191,19 @@ def world(sandbox_platforms) -> World:
             kwargs["job_id"] = str(report.pk)
         if pattern.name == "platform-operation":
             kwargs["kind"] = "bulk_group"
-        values[pattern.name] = kwargs
+        targets.append(Target(pattern.name, pattern.name, kwargs))
+        if "tab" in kwargs:  # every tab of the account card, each with its own filters
+            targets += [Target(f"{pattern.name}[{tab}]", pattern.name, {**kwargs, "tab": tab})
+                        for tab in ACCOUNT_TABS if tab != kwargs["tab"]]
     return World(
         mt4=mt4, mt5=mt5,
         users={"superuser": superuser, "dealer": dealer, "masked": masked, "nobody": nobody},
-        values=values,
+        targets=targets,
         excluded_logins={r.login for r in rows if r.group == EXCLUDED_GROUP},
+        ghost_login=max(r.login for r in rows) + 1,
         emails={r.email for r in rows if r.email},
         phones={r.phone for r in rows if len(r.phone) > 5},
     )
-
-
-def _url(name: str, kwargs: dict[str, str]) -> str:
-    return reverse(f"dashboard:{name}", kwargs=kwargs)
 
 
 class Recorder:
@@ -219,12 +246,14 @@ class Recorder:
         self.keys = set()
 
 
-def _check(world: World, who: str, url: str, response) -> None:
+def _check(world: World, who: str, url: str, response, *, named: bool = False) -> str:
+    """Record what is wrong with one answer; returns its body. ``named``: the query names
+    ``world.named`` (the page may echo it: :func:`_name_the_excluded_login` judges that one)."""
     world.requests += 1
     status = response.status_code
     if status >= 500:
         world.problems.append(f"{who} {url[:200]}: HTTP {status}")
-        return
+        return ""
     content_type = response.get("Content-Type", "")
     if getattr(response, "streaming", False):
         body = b"".join(response.streaming_content).decode(errors="replace")
@@ -232,21 +261,39 @@ def _check(world: World, who: str, url: str, response) -> None:
         body = response.content.decode(errors="replace")
     if "html" in content_type and (SCRIPT in body or SCRIPT_IN_PATH in body):
         world.problems.append(f"{who} {url[:200]}: <script> echoed unescaped")
-    if who == "masked" and (leak := world.excluded_pattern.search(body)):
+    excluded = world.excluded_but_named if named else world.excluded_pattern
+    if who == "masked" and (leak := excluded.search(body)):
         world.problems.append(f"{who} {url[:200]}: shows excluded login {leak.group()}")
     if who == "dealer" and (leak := world.personal_pattern.search(body)):
         world.problems.append(f"{who} {url[:200]}: shows personal data {leak.group()!r}")
+    return body
 
 
-def _get(client, world: World, who: str, url: str, query: str = ""):
+def _get(client, world: World, who: str, url: str, query: str = "", *, named: bool = False):
     full = f"{url}?{query}" if query else url
     try:
         response = client.get(full)
     except Exception as exc:
         world.problems.append(f"{who} {full[:200]}: {type(exc).__name__}: {exc}"[:400])
         return None
-    _check(world, who, full, response)
+    response.crawled_body = _check(world, who, full, response, named=named)
     return response
+
+
+def _name_the_excluded_login(client, world: World, url: str, key: str) -> None:
+    """As the masked user, put an excluded login in ``key``: the page may echo what was typed
+    (a form's field, the CSV link), so it must show that login exactly as often as it shows a
+    login that exists nowhere when that one is typed instead, and no other excluded login."""
+    shown = []
+    for login in (world.named, world.ghost_login):
+        response = _get(client, world, "masked", url, QueryDict.fromkeys([key], str(login))
+                        .urlencode(), named=login == world.named)
+        if response is None:
+            return
+        shown.append(len(_logins_pattern({login}).findall(response.crawled_body)))
+    if shown[0] != shown[1]:
+        world.problems.append(f"masked {url[:200]}?{key}=<an excluded login>: shows it "
+                              f"{shown[0]} times, a login that exists nowhere {shown[1]} times")
 
 
 def _scope_probe(client, world: World, who: str, url: str):
@@ -262,18 +309,14 @@ def _scope_probe(client, world: World, who: str, url: str):
     return response
 
 
-def _get_patterns() -> Iterator[URLPattern]:
-    yield from dashboard_patterns
-
-
 #: the keys tried on a page that reads none (a read the recorder cannot see still meets them)
 FALLBACK_KEYS = ["sort", "page"]
 
 
-def _hostile_queries(keys: list[str]) -> Iterator[str]:
-    """Each hostile value alone in each key, then each key repeated."""
+def _hostile_queries(keys: list[str], scope_probes: tuple[str, ...] = ()) -> Iterator[str]:
+    """Each hostile value (and each scope probe) alone in each key, then each key repeated."""
     for key in keys:
-        for value in HOSTILE_VALUES:
+        for value in (*HOSTILE_VALUES, *scope_probes):
             yield QueryDict.fromkeys([key], value).urlencode()
         yield f"{key}=1&{key}=--x&{key}={HUGE}"
 
@@ -286,33 +329,31 @@ ALL_AT_ONCE = "&".join(_hostile_queries(FALLBACK_KEYS))
 def test_every_page_survives_hostile_input_and_keeps_scope(client, world, monkeypatch):
     started = time.monotonic()
     recorder = Recorder(monkeypatch)
-    #: (user, URL name) → did the plain page touch request.GET, which keys did it read
+    #: (user, target) → did the plain page touch request.GET, which keys did it read
     reads: dict[tuple[str, str], tuple[bool, set[str]]] = {}
     # 1. every page, every user, real ids
     for who, user in world.users.items():
         client.force_login(user)
-        for pattern in _get_patterns():
-            url = _url(pattern.name, world.values[pattern.name])
+        for target in world.targets:
+            url = target.url()
             recorder.reset()
             response = (_scope_probe(client, world, who, url) if who == "nobody"
                         else _get(client, world, who, url))
-            reads[who, pattern.name] = (recorder.touched, set(recorder.keys))
+            reads[who, target.key] = (recorder.touched, set(recorder.keys))
             if response is None:
                 continue
-            platform_page = "pk" in world.values[pattern.name]
+            platform_page = "pk" in target.kwargs
             if who == "nobody" and platform_page and response.status_code != 404:
                 world.problems.append(f"nobody {url}: {response.status_code}, not 404")
         # a platform outside the grant is a 404 on every platform page
         if who in ("dealer", "masked"):
-            for pattern in _get_patterns():
-                kwargs = dict(world.values[pattern.name])
-                if "pk" not in kwargs:
+            for target in world.targets:
+                if "pk" not in target.kwargs:
                     continue
-                kwargs["pk"] = str(world.mt5.pk)
-                response = _scope_probe(client, world, who, _url(pattern.name, kwargs))
+                response = _scope_probe(client, world, who, target.url(pk=str(world.mt5.pk)))
                 if response is not None and response.status_code != 404:
                     world.problems.append(
-                        f"{who} {pattern.name} on an ungranted platform: {response.status_code}")
+                        f"{who} {target.key} on an ungranted platform: {response.status_code}")
     # the recorder sees request.GET being parsed wherever a key was read (else "untouched"
     # below would wrongly spare pages the full set of hostile values)
     assert all(touched for (who, _), (touched, keys) in reads.items()
@@ -320,23 +361,22 @@ def test_every_page_survives_hostile_input_and_keeps_scope(client, world, monkey
     # the masked user: an excluded account is a 404 wherever a login is in the path
     client.force_login(world.users["masked"])
     excluded = str(min(world.excluded_logins))
-    for pattern in _get_patterns():
-        kwargs = dict(world.values[pattern.name])
-        if "login" in kwargs:
-            kwargs["login"] = excluded
-            response = _scope_probe(client, world, "masked", _url(pattern.name, kwargs))
+    for target in world.targets:
+        if "login" in target.kwargs:
+            response = _scope_probe(client, world, "masked", target.url(login=excluded))
             if response is not None and response.status_code != 404:
                 world.problems.append(
-                    f"masked {pattern.name} of an excluded account: {response.status_code}")
+                    f"masked {target.key} of an excluded account: {response.status_code}")
     # 2. hostile input, as the superuser and as the masked user: every value in every key the
-    # page reads as that user (for the masked user also those it reads as the superuser)
+    # page reads as that user (for the masked user also those it reads as the superuser, and
+    # the excluded group and login as filters: asking for them by name must show nothing)
+    scope_probes = {"superuser": (), "masked": (EXCLUDED_GROUP, "real\\usd*", "*", "!real\\*")}
     variants = fuzzed = 0
     for who in ("superuser", "masked"):
         client.force_login(world.users[who])
-        for pattern in _get_patterns():
-            kwargs = world.values[pattern.name]
-            url = _url(pattern.name, kwargs)
-            touched, keys = reads[who, pattern.name]
+        for target in world.targets:
+            url = target.url()
+            touched, keys = reads[who, target.key]
             if not touched:
                 recorder.reset()
                 _get(client, world, who, url, ALL_AT_ONCE)
@@ -344,29 +384,33 @@ def test_every_page_survives_hostile_input_and_keeps_scope(client, world, monkey
                 touched, keys = recorder.touched, set(recorder.keys)
             if touched:  # the page parses its query: each value alone, in each key
                 fuzzed += 1
-                keys = keys | reads["superuser", pattern.name][1]
+                keys = keys | reads["superuser", target.key][1]
                 # a filter form binds only to a non-empty query: the keys it reads then are
                 # read, so they are fuzzed too
                 pending = sorted(keys - {"csrfmiddlewaretoken"}) or list(FALLBACK_KEYS)
                 seen = set(pending) | {"csrfmiddlewaretoken"}
                 while pending:
-                    for query in _hostile_queries([pending.pop(0)]):
+                    key = pending.pop(0)
+                    for query in _hostile_queries([key], scope_probes[who]):
                         recorder.reset()
                         _get(client, world, who, url, query)
                         variants += 1
                         pending += sorted(recorder.keys - seen)
                         seen |= recorder.keys
+                    if who == "masked":
+                        _name_the_excluded_login(client, world, url, key)
+                        variants += 2
             if who == "superuser":
                 for name, bad_values in HOSTILE_PATH.items():
-                    if name not in kwargs:
+                    if name not in target.kwargs:
                         continue
                     for bad in bad_values:
-                        _get(client, world, who, _url(pattern.name, {**kwargs, name: bad}))
+                        _get(client, world, who, target.url(**{name: bad}))
                         variants += 1
     elapsed = time.monotonic() - started
-    print(f"crawler: {len(dashboard_patterns)} URL names, {world.requests} requests "
-          f"({variants} hostile variants; {fuzzed} page/user pairs parse their query) "
-          f"in {elapsed:.1f} s")
+    print(f"crawler: {len(world.targets)} pages of {len(dashboard_patterns)} URL names, "
+          f"{world.requests} requests ({variants} hostile variants; {fuzzed} page/user pairs "
+          f"parse their query) in {elapsed:.1f} s")
     assert world.problems == [], "\n".join(world.problems[:400])
     assert world.requests > 1000  # the crawl really covered the site
     assert fuzzed >= 20  # and most listing pages met every hostile value in every key
