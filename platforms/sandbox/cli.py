@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep every request/response for GET /_sandbox/exchanges",
     )
     p.add_argument("--ready-file", default=None, help="write connection info JSON here when ready")
+    p.add_argument(
+        "--exit-with-parent", type=int, default=None, metavar="PID",
+        help="stop once process PID is no longer this one's parent (the demo and the tests pass "
+        "their own: a parent killed outright leaves no sandbox holding its ports)",
+    )
     bridge = p.add_argument_group("LP terminal bridge (coverage accounts, docs/coverage.md)")
     bridge.add_argument(
         "--bridge-port", type=int, default=8102, help="bridge API port (0 = free port)"
@@ -265,10 +270,18 @@ async def serve(
             await asyncio.sleep(interval)
             sb.tick(1)
 
-    tick_task = asyncio.create_task(ticker()) if args.tick_rate > 0 else None
+    async def watch_parent(pid: int) -> None:
+        while os.getppid() == pid:
+            await asyncio.sleep(0.5)
+        print(f"sandbox: parent {pid} is gone, stopping")
+        stop.set()
+
+    background = [asyncio.create_task(ticker())] if args.tick_rate > 0 else []
+    if args.exit_with_parent is not None:
+        background.append(asyncio.create_task(watch_parent(args.exit_with_parent)))
     await stop.wait()
-    if tick_task is not None:
-        tick_task.cancel()
+    for task in background:
+        task.cancel()
     main_server.should_exit = True
     side["server"].should_exit = True
     bridge_server.should_exit = True

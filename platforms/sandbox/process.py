@@ -72,7 +72,8 @@ def start_sandbox(
     bridge_port: int = 0, workdir: Path | None = None,
 ) -> SandboxInfo:
     """Run ``python -m platforms.sandbox --port P --sidecar-port S --bridge-port B ...`` and
-    wait until ready.
+    wait until ready. The sandbox stops by itself once this process is gone (killed outright,
+    it could not stop it).
 
     Port 0 picks a free port. The process's output goes to ``sandbox.log`` beside the ready
     file in ``workdir`` (a new temporary folder by default).
@@ -92,6 +93,8 @@ def start_sandbox(
         str(bridge_port),
         "--ready-file",
         str(ready),
+        "--exit-with-parent",
+        str(os.getpid()),
         *args,
     ]
     log = open(ready.with_suffix(".log"), "w")  # noqa: SIM115 - lives as long as the process

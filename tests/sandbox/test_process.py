@@ -103,3 +103,47 @@ def test_secrets_never_reach_the_sandbox_log(tmp_path) -> None:
     assert "client secret" in log and "bridge key" in log  # the lines are there …
     for secret in ("client-secret-under-test", "bridge-key-under-test", info.bridge_password):
         assert secret not in log  # … their values are not
+
+
+def _gone(pid: int) -> bool:
+    """Exited: reaped, or a zombie nobody has reaped yet (its ports are closed either way)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_a_sandbox_whose_parent_was_killed_stops_by_itself(tmp_path) -> None:
+    """A test run or demo killed outright (SIGKILL, an OOM kill) leaves no sandbox holding
+    ports: the sandbox notices that the process that started it is gone, and stops."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    starter = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from platforms.sandbox.process import start_sandbox\n"
+        "info = start_sandbox('--users', '5', '--tick-rate', '0', workdir=Path(sys.argv[1]))\n"
+        "print(info.process.pid, info.base_url, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", starter, str(tmp_path)],
+                              cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        pid, base_url = parent.stdout.readline().split()
+        assert httpx.get(f"{base_url}/_sandbox/faults", timeout=5).status_code == 200
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while not _gone(int(pid)):
+            assert time.monotonic() < deadline, "the orphaned sandbox is still running"
+            time.sleep(0.1)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{base_url}/_sandbox/faults", timeout=5)
+        assert "parent" in (tmp_path / "sandbox-ready.log").read_text()  # it said why
+    finally:
+        parent.kill()
