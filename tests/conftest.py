@@ -28,6 +28,24 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test databases, and on PostgreSQL the test database's other sessions
+    ended before it is dropped: the in-process ASGI server's worker threads (browser and socket
+    tests) keep connections of their own, and the drop failed on them ("is being accessed by
+    other users"), leaving the database behind for the next run to find."""
+    yield
+    with django_db_blocker.unblock():
+        from django.db import connections
+
+        for connection in connections.all():
+            if connection.vendor != "postgresql":
+                continue
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                               " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+@pytest.fixture(scope="session")
 def sandbox() -> SandboxInfo:
     """One sandbox process for the whole run: 300 accounts, a frozen market (steps on demand)."""
     info = start_sandbox("--users", "300", "--seed", "7", "--tick-rate", "0")
