@@ -1,8 +1,6 @@
 """Downloads: streamed CSV (rows go out as the database yields them, never all in memory) and
 XLSX workbooks.
 
-Streamed CSV downloads: rows go out as the database yields them, never all in memory.
-
 Under ASGI (uvicorn in the demo and in production) Django must fully consume a synchronous
 iterator before it can send it, which would hold a 100,000-row export in memory; there the
 rows are handed over as an async iterator that pulls blocks from the same database cursor,
