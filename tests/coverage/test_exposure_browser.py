@@ -96,15 +96,20 @@ def _until_changed(page, symbol, field, expected, started, bound, artifacts, nam
     return time.monotonic() - started
 
 
+def _client_buys_a_tenth_of_eurusd(manager, login: int) -> None:
+    """A client's 0.10-lot EURUSD buy, opened on the platform through the manager API."""
+    manager.mt4.trade_transaction(r.MT4TradeTransaction(
+        trade_transaction_type="BrOpen", trade_command="Buy", order_by=login, symbol="EURUSD",
+        volume=10))
+
+
 def test_a_client_trade_reaches_the_open_page_within_a_second(desk, client, browser, artifacts):
     mt4, user, login, url = desk
     page = _open_page(browser, client, user, url, mt4)
     before = _row(page, "EURUSD", "client-net") or 0.0
     manager = client_for(mt4)
     started = time.monotonic()
-    manager.mt4.trade_transaction(r.MT4TradeTransaction(
-        trade_transaction_type="BrOpen", trade_command="Buy", order_by=login, symbol="EURUSD",
-        volume=10))  # 0.10 lots
+    _client_buys_a_tenth_of_eurusd(manager, login)
     seen = _until_changed(page, "EURUSD", "client-net", round(before + 0.10, 2), started,
                           BOUND_S, artifacts, "client-trade")
     print(f"client trade on the page after {seen * 1000:.0f} ms")
@@ -162,9 +167,7 @@ def test_a_trade_announced_while_the_table_is_re_reading_still_reaches_it(desk, 
         table.dispatchEvent(new CustomEvent('live-exposure', {detail: {platforms: []}}));
     }""")
     _wait(page, lambda: bool(held), what="the first re-read held")
-    client_for(mt4).mt4.trade_transaction(r.MT4TradeTransaction(
-        trade_transaction_type="BrOpen", trade_command="Buy", order_by=login, symbol="EURUSD",
-        volume=10))
+    _client_buys_a_tenth_of_eurusd(client_for(mt4), login)
     _wait(page, lambda: page.evaluate("window.nudges") >= 2, what="the trade's nudge")
     started = time.monotonic()
     held[0].fulfill(status=200, content_type="text/html; charset=utf-8", body=stale)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -117,11 +122,6 @@ def _gone(pid: int) -> bool:
 def test_a_sandbox_whose_parent_was_killed_stops_by_itself(tmp_path) -> None:
     """A test run or demo killed outright (SIGKILL, an OOM kill) leaves no sandbox holding
     ports: the sandbox notices that the process that started it is gone, and stops."""
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     starter = (
         "import sys, time\n"
         "from pathlib import Path\n"
