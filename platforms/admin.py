@@ -1,4 +1,5 @@
-"""Django admin for trade platforms and the (read-only) audit trail."""
+"""Django admin for trade platforms, grants, policies, snapshot runs and schedules (every write
+audited, ``platforms/audited_admin.py``) and the read-only audit trail."""
 
 from __future__ import annotations
 

@@ -213,10 +213,14 @@ def _audited_action(func: Callable, name: str) -> Callable:
             for pk, values in before.items():
                 now = after.get(pk)
                 now_values = modeladmin.audit_values(now) if now is not None else {}
-                if now_values != values:
+                if now_values != values and now is not None:
                     changed += 1
-                    modeladmin.audit_record(request, name, now or _first(selected, pk), values,
-                                            now_values)
+                    modeladmin.audit_record(request, name, now, values, now_values)
+                elif now is None:  # the action deleted it: no link to a row that is gone
+                    changed += 1
+                    audit.record(request=request, action=modeladmin.audit_names.of(name),
+                                 target=modeladmin.audit_target(_first(selected, pk)),
+                                 before=values)
             if not changed and selected:
                 audit.record(request=request, action=modeladmin.audit_names.of(name),
                              target=", ".join(modeladmin.audit_target(o) for o in selected)[:200],
