@@ -267,12 +267,19 @@ def test_postgresql_refuses_update_delete_and_truncate_of_the_audit_table_in_any
     # first: PostgreSQL cannot TRUNCATE a table this transaction has inserted into
     with pytest.raises(IntegrityError, match="append-only"):
         _raw(f"TRUNCATE {table}")
-    event = audit.record(request=None, action="test.write", target="x")
+    event = audit.record(request=None, action="test.write", target="x",
+                         platform=TradePlatformFactory())
+    other = StaffUserFactory(username="someone")
     for statement in (f"UPDATE {table} SET target = 'rewritten' WHERE id = %s",  # noqa: S608
                       f"DELETE FROM {table} WHERE id = %s",  # noqa: S608
-                      f"UPDATE {table} SET actor_name = 'someone' WHERE id = %s"):  # noqa: S608
+                      f"UPDATE {table} SET actor_name = 'someone' WHERE id = %s",  # noqa: S608
+                      # the SET NULL of a deleted link passes only if nothing else changes
+                      f"UPDATE {table} SET platform_id = NULL, target = '' "  # noqa: S608
+                      "WHERE id = %s",
+                      f"UPDATE {table} SET actor_id = %s WHERE id = %s"):  # noqa: S608
+        params = [other.pk, event.pk] if statement.count("%s") == 2 else [event.pk]
         with pytest.raises(IntegrityError, match="append-only"):
-            _raw(statement, [event.pk])
+            _raw(statement, params)
     # the base manager is not the guarded one: the trigger still refuses
     with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
         AuditEvent._base_manager.filter(pk=event.pk).update(target="rewritten")
