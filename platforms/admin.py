@@ -1,12 +1,14 @@
-"""Django admin for trade platforms and the (read-only) audit trail."""
+"""Django admin for trade platforms, grants, policies, snapshot runs and schedules (every write
+audited, ``platforms/audited_admin.py``) and the read-only audit trail."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.forms.models import model_to_dict
+from django_celery_beat import models as beat
 
-from platforms import audit
+from platforms.access import admin as _access_admin  # noqa: F401 - users, roles, grants
 from platforms.access.models import PlatformAccess
+from platforms.audited_admin import AuditedAdmin, AuditNames, audit_registered
 from platforms.connections import check_connection
 from platforms.coverage import admin as _coverage_admin  # noqa: F401 - registers its admin
 from platforms.forms import TradePlatformForm
@@ -35,47 +37,34 @@ class RunSnapshotsPermission:
         return request.user.has_perm("platforms.run_snapshots")
 
 
-AUDITED_FIELDS = [f for f in TradePlatformForm.Meta.fields]
-
-
 class PlatformAccessInline(admin.TabularInline):
+    """Grants on the platform's page; each added, changed or deleted row is audited by the
+    platform's admin as ``access.grant`` / ``access.change`` / ``access.revoke``."""
+
     model = PlatformAccess
     extra = 0
     autocomplete_fields = ["user"]
 
 
-def _access_values(access: PlatformAccess) -> dict:
-    return {"user": str(access.user), "platform": str(access.platform),
-            "group_masks": access.group_masks}
-
-
-def _audit_access(request, access: PlatformAccess, action: str, before: dict) -> None:
-    audit.record(request=request, action=action, platform=access.platform,
-                 target=str(access.user), before=before,
-                 after={} if action.endswith("revoke") else _access_values(access))
-
-
 @admin.register(PlatformAccess)
-class PlatformAccessAdmin(admin.ModelAdmin):
+class PlatformAccessAdmin(AuditedAdmin, admin.ModelAdmin):
     """Grants are writes like any other: each one lands in the audit trail."""
 
+    audit_names = AuditNames("access", add="grant", delete="revoke")
     list_display = ["user", "platform", "group_masks"]
     list_filter = ["platform"]
     search_fields = ["user__username", "group_masks"]
     autocomplete_fields = ["user"]
 
-    def save_model(self, request, obj, form, change):
-        before = _access_values(PlatformAccess.objects.get(pk=obj.pk)) if change else {}
-        super().save_model(request, obj, form, change)
-        _audit_access(request, obj, "access.change" if change else "access.grant", before)
-
-    def delete_model(self, request, obj):
-        _audit_access(request, obj, "access.revoke", _access_values(obj))
-        super().delete_model(request, obj)
+    def audit_target(self, obj: PlatformAccess) -> str:
+        return str(obj.user)
 
 
 @admin.register(TradePlatform)
-class TradePlatformAdmin(RunSnapshotsPermission, admin.ModelAdmin):
+class TradePlatformAdmin(AuditedAdmin, RunSnapshotsPermission, admin.ModelAdmin):
+    audit_names = AuditNames("platform")
+    # check_connection writes nothing; request_run records ``snapshot.request`` itself
+    audit_recorded_by = frozenset({"test_connection", "run_full_snapshot"})
     form = TradePlatformForm
     inlines = [PlatformAccessInline]
     list_display = ["name", "kind", "environment", "api_base_url", "platform_id", "enabled"]
@@ -89,42 +78,13 @@ class TradePlatformAdmin(RunSnapshotsPermission, admin.ModelAdmin):
                                                  "client_secret"]}),
     ]
 
-    def save_model(self, request, obj, form, change):
-        before = {}
-        if change:
-            stored = TradePlatform.objects.get(pk=obj.pk)
-            before = _audited(stored)
-            secret_changed = stored.client_secret != obj.client_secret
-        else:
-            secret_changed = True
-        super().save_model(request, obj, form, change)
-        after = _audited(obj)
-        after["client_secret_changed"] = secret_changed
-        audit.record(
-            request=request,
-            action="platform.change" if change else "platform.create",
-            platform=obj,
-            target=obj.name,
-            before=before,
-            after=after,
-        )
+    def audit_target(self, obj: TradePlatform) -> str:
+        return obj.name
 
-    def save_formset(self, request, form, formset, change):
-        before = {a.pk: _access_values(a) for a in formset.get_queryset()}
-        for deleted in formset.deleted_forms:
-            if deleted.instance.pk:
-                _audit_access(request, deleted.instance, "access.revoke",
-                              before[deleted.instance.pk])
-        instances = formset.save()
-        for access in instances:
-            existed = access.pk in before
-            _audit_access(request, access, "access.change" if existed else "access.grant",
-                          before.get(access.pk, {}))
-
-    def delete_model(self, request, obj):
-        audit.record(request=request, action="platform.delete", target=obj.name,
-                     before=_audited(obj))
-        super().delete_model(request, obj)
+    def audit_deleted_values(self, obj: TradePlatform) -> dict:
+        # the grants go with the platform (CASCADE): the trail names whose access ended
+        return {**self.audit_values(obj),
+                "grants": sorted(str(a.user) for a in obj.access.select_related("user"))}
 
     @admin.action(description="Run a full snapshot now", permissions=["run_snapshots"])
     def run_full_snapshot(self, request, queryset):
@@ -146,20 +106,23 @@ class TradePlatformAdmin(RunSnapshotsPermission, admin.ModelAdmin):
                                   messages.ERROR)
 
 
-def _audited(platform: TradePlatform) -> dict:
-    values = model_to_dict(platform, fields=[f for f in AUDITED_FIELDS if f != "client_secret"])
-    values["platform_id"] = str(values.get("platform_id") or "")
-    return values
-
-
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     """Append-only: nobody edits or deletes history, not even a superuser through the admin."""
 
-    list_display = ["at", "actor", "ip_address", "action", "platform", "target", "outcome"]
+    list_display = ["at", "who", "ip_address", "action", "where", "target", "outcome"]
     list_filter = ["action", "outcome", "platform"]
-    search_fields = ["target", "detail", "request_id", "actor__username"]
+    search_fields = ["target", "detail", "request_id", "actor__username", "actor_name"]
+
+    @admin.display(description="Actor", ordering="actor_name")
+    def who(self, event: AuditEvent) -> str:
+        return event.who
+
+    @admin.display(description="Platform", ordering="platform_name")
+    def where(self, event: AuditEvent) -> str:
+        return str(event.platform) if event.platform_id else event.platform_name
     date_hierarchy = "at"
+    list_select_related = ["actor", "platform"]
 
 
 
@@ -181,8 +144,12 @@ def _queue_snapshots(modeladmin, request, platforms, kind_of) -> None:
 
 
 @admin.register(SnapshotRun)
-class SnapshotRunAdmin(RunSnapshotsPermission, admin.ModelAdmin):
-    """Runs are written by the snapshot service only; staff read them and start new ones."""
+class SnapshotRunAdmin(AuditedAdmin, RunSnapshotsPermission, admin.ModelAdmin):
+    """Runs are written by the snapshot service only; staff read them, start new ones and may
+    delete old ones (audited)."""
+
+    audit_names = AuditNames("snapshot_run")
+    audit_recorded_by = frozenset({"run_again"})  # request_run records ``snapshot.request``
 
     list_display = ["id", "platform", "kind", "trigger", "requested_by", "state", "rows_read",
                      "rows_inserted", "rows_updated", "rows_deleted", "started_at", "duration"]
@@ -208,22 +175,14 @@ class SnapshotRunAdmin(RunSnapshotsPermission, admin.ModelAdmin):
 
 
 @admin.register(OperationPolicy)
-class OperationPolicyAdmin(admin.ModelAdmin):
+class OperationPolicyAdmin(AuditedAdmin, admin.ModelAdmin):
     """The maker-checker threshold per platform; changing it is itself audited."""
 
+    audit_names = AuditNames("policy")
     list_display = ["platform", "approval_threshold", "bulk_requires_approval"]
 
-    def save_model(self, request, obj, form, change):
-        before = {}
-        if change:
-            stored = OperationPolicy.objects.get(pk=obj.pk)
-            before = {"approval_threshold": str(stored.approval_threshold),
-                      "bulk_requires_approval": stored.bulk_requires_approval}
-        super().save_model(request, obj, form, change)
-        audit.record(request=request, action="policy.change" if change else "policy.create",
-                     platform=obj.platform, target=str(obj.platform), before=before,
-                     after={"approval_threshold": str(obj.approval_threshold),
-                            "bulk_requires_approval": obj.bulk_requires_approval})
+    def audit_target(self, obj: OperationPolicy) -> str:
+        return str(obj.platform)
 
 
 @admin.register(TradeTask)
@@ -237,3 +196,14 @@ class TradeTaskAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     exclude = ["secret"]
 
+
+
+# --- schedules (django-celery-beat's admin) --------------------------------------------------
+# Snapshot, health and coverage-poll schedules are PeriodicTask rows, and a PeriodicTask can
+# start any registered task with any arguments: editing one is a write like any other.
+
+audit_registered(beat.PeriodicTask, AuditNames("schedule"),
+                 audit_exclude=frozenset({"last_run_at", "total_run_count"}))
+for _schedule in (beat.IntervalSchedule, beat.CrontabSchedule, beat.SolarSchedule,
+                  beat.ClockedSchedule):
+    audit_registered(_schedule, AuditNames(f"schedule.{_schedule._meta.model_name}"))

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import HttpRequest
 
 from platforms.models import AuditEvent, TradePlatform
+from platforms.models.platform import AppendOnlyError, audit_maintenance
+
+__all__ = ["AppendOnlyError", "AuditEvent", "client_ip", "maintenance", "record", "scrub"]
+
+# The PostgreSQL session setting the append-only trigger honours (migration 0015).
+MAINTENANCE_SETTING = "audit.maintenance"
 
 SECRET_FIELDS = frozenset({"client_secret", "password", "investor_password"})
 
@@ -47,3 +56,27 @@ def record(
         detail=detail,
         **extra,
     )
+
+
+@contextmanager
+def maintenance(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """A transaction in which audit rows may be deleted: retention (``archive_audit``) only.
+
+    Sets ``audit.maintenance`` for this transaction alone (``SET LOCAL``; PostgreSQL's append-only
+    trigger reads it) and lifts the models' guard for this thread. Nothing else sets either:
+    a bug, a shell or a worker that deletes history still meets both refusals.
+    """
+    connection = connections[using]
+    with transaction.atomic(using=using):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config(%s, 'on', true)", [MAINTENANCE_SETTING])
+        token = audit_maintenance.set(True)
+        try:
+            yield
+        finally:
+            audit_maintenance.reset(token)
+        if connection.vendor == "postgresql":
+            # a SET LOCAL lasts to the end of the outermost transaction, not of this block
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config(%s, 'off', true)", [MAINTENANCE_SETTING])

@@ -8,8 +8,9 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from platforms.access.models import PlatformAccess
 from platforms.models import AuditEvent, TradePlatform
-from tests.factories import TradePlatformFactory
+from tests.factories import StaffUserFactory, TradePlatformFactory
 
 SECRET = "s3cret-value-never-shown"
 # The platform-access inline's management form, empty.
@@ -68,6 +69,39 @@ def test_blank_secret_keeps_the_stored_one_and_a_new_one_replaces_it(admin_clien
     for event in events:
         assert SECRET not in str(event.before) + str(event.after)
         assert "rotated" not in str(event.before) + str(event.after)
+
+
+@pytest.mark.django_db
+def test_grants_added_and_removed_on_the_platform_page_are_audited(admin_client):
+    platform = TradePlatformFactory(client_secret=SECRET)
+    dealer, leaver = StaffUserFactory(username="dealer9"), StaffUserFactory(username="leaver")
+    kept = PlatformAccess.objects.create(user=leaver, platform=platform)
+    url = reverse("admin:platforms_tradeplatform_change", args=[platform.pk])
+    response = admin_client.post(url, _form_data(platform, **{
+        "access-TOTAL_FORMS": "2", "access-INITIAL_FORMS": "1",
+        "access-0-id": kept.pk, "access-0-platform": platform.pk, "access-0-user": leaver.pk,
+        "access-0-group_masks": "", "access-0-DELETE": "on",
+        "access-1-platform": platform.pk, "access-1-user": dealer.pk,
+        "access-1-group_masks": "real*",
+    }))
+    assert response.status_code == 302
+    assert list(PlatformAccess.objects.values_list("user__username", flat=True)) == ["dealer9"]
+    events = {e.action: e for e in AuditEvent.objects.filter(action__startswith="access.")}
+    assert set(events) == {"access.grant", "access.revoke"}
+    assert events["access.grant"].target == "dealer9"
+    assert events["access.grant"].after["group_masks"] == "real*"
+    assert events["access.revoke"].target == "leaver" and events["access.revoke"].after == {}
+
+
+@pytest.mark.django_db
+def test_deleting_a_platform_on_its_page_is_audited_with_its_name(admin_client):
+    platform = TradePlatformFactory(name="Old MT4", client_secret=SECRET)
+    url = reverse("admin:platforms_tradeplatform_delete", args=[platform.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    event = AuditEvent.objects.get(action="platform.delete")
+    assert (event.target, event.platform_id, event.platform_name) == ("Old MT4", None,
+                                                                      "Old MT4")
+    assert event.before["name"] == "Old MT4" and SECRET not in str(event.before)
 
 
 @pytest.mark.django_db

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.forms.models import model_to_dict
 
-from platforms import audit
+from platforms.audited_admin import AuditedAdmin, AuditNames
 from platforms.coverage.forms import SECRET_FIELDS, CoverageAccountForm
 from platforms.coverage.models import CoverageAccount
 from platforms.coverage.services import check_connection, record_check
@@ -22,7 +22,10 @@ def _audited(account: CoverageAccount) -> dict:
 
 
 @admin.register(CoverageAccount)
-class CoverageAccountAdmin(admin.ModelAdmin):
+class CoverageAccountAdmin(AuditedAdmin, admin.ModelAdmin):
+    audit_names = AuditNames("coverage")
+    audit_secrets = frozenset(SECRET_FIELDS)
+    audit_recorded_by = frozenset({"test_connection"})  # record_check writes its own event
     form = CoverageAccountForm
     list_display = ["name", "lp_name", "server", "login", "bridge_base_url", "enabled",
                     "covered_platforms"]
@@ -43,42 +46,11 @@ class CoverageAccountAdmin(admin.ModelAdmin):
     def covered_platforms(self, obj: CoverageAccount) -> str:
         return ", ".join(p.name for p in obj.covers.all()) or "—"
 
-    def save_model(self, request, obj, form, change):
-        # Remember what was stored before the save; the M2M is saved afterwards (save_related).
-        request._coverage_before = {}
-        request._coverage_secrets_changed = {}
-        if change:
-            stored = CoverageAccount.objects.get(pk=obj.pk)
-            request._coverage_before = _audited(stored)
-            request._coverage_secrets_changed = {
-                f"{name}_changed": getattr(stored, name) != getattr(obj, name)
-                for name in SECRET_FIELDS
-            }
-        else:
-            request._coverage_secrets_changed = {f"{n}_changed": True for n in SECRET_FIELDS}
-        super().save_model(request, obj, form, change)
+    def audit_values(self, obj: CoverageAccount) -> dict:
+        return _audited(obj)
 
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        obj = form.instance
-        audit.record(
-            request=request,
-            action="coverage.change" if change else "coverage.create",
-            target=obj.name,
-            before=getattr(request, "_coverage_before", {}),
-            after={**_audited(obj), **getattr(request, "_coverage_secrets_changed", {})},
-        )
-
-    def delete_model(self, request, obj):
-        audit.record(request=request, action="coverage.delete", target=obj.name,
-                     before=_audited(obj))
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            audit.record(request=request, action="coverage.delete", target=obj.name,
-                         before=_audited(obj))
-        super().delete_queryset(request, queryset)
+    def audit_target(self, obj: CoverageAccount) -> str:
+        return obj.name
 
     @admin.action(description="Test connection (open a bridge session, read the account)")
     def test_connection(self, request, queryset):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
+from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models
+from django.db.models.expressions import DatabaseDefault
 
 from platforms.fields import EncryptedTextField
 
@@ -91,27 +94,95 @@ class TradePlatform(models.Model):
         return self.environment == PlatformEnvironment.PRODUCTION
 
 
+# True only inside ``platforms.audit.maintenance()``: the retention command's (and the test
+# suite's flush's) one way past the append-only guard. On PostgreSQL the trigger reads the
+# matching session setting, ``audit.maintenance``, which the same context sets.
+audit_maintenance: ContextVar[bool] = ContextVar("audit_maintenance", default=False)
+
+
+class AppendOnlyError(IntegrityError):
+    """An audit event was to be changed or deleted. An IntegrityError, as the PostgreSQL
+    trigger's refusal is, so callers meet one kind of error whichever layer refused."""
+
+
+def _refuse(what: str) -> None:
+    if not audit_maintenance.get():
+        raise AppendOnlyError(f"audit events are append-only: {what} refused")
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Bulk writes of history are refused; reads are what this queryset is for.
+
+    Django's own ``on_delete=SET_NULL`` of a deleted user or platform goes through the plain
+    base manager, not this one, and the PostgreSQL trigger allows exactly that change.
+    """
+
+    def update(self, **kwargs: Any) -> int:
+        _refuse("update")
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        _refuse("delete")
+        return super().delete()
+
+
+class CopiedNameField(models.CharField):
+    """The name of what ``source`` (a foreign key) points at, copied when the row is inserted:
+    the link is set to NULL when a user or platform is deleted, the name stays in the trail."""
+
+    def __init__(self, *args: Any, source: str = "", **kwargs: Any) -> None:
+        self.source = source
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["source"] = self.source
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str:
+        value = getattr(model_instance, self.attname)
+        if isinstance(value, DatabaseDefault):  # not given: ``db_default`` stands in for it
+            value = ""
+        if add and not value:
+            related = getattr(model_instance, self.source, None)
+            if related is not None:
+                label = getattr(related, "get_username", None)
+                value = (label() if label else getattr(related, "name", str(related)))
+                value = value[: self.max_length]
+                setattr(model_instance, self.attname, value)
+        return value
+
+
 class AuditEvent(models.Model):
     """Append-only record of every write made through the dashboard (who, what, before/after).
 
-    Values that are secrets are stored as ``"***"`` by the service that records them.
+    Values that are secrets are stored as ``"***"`` by the service that records them. Rows are
+    inserted, never changed or deleted: ``save()`` of a stored row, ``delete()`` and the
+    queryset's ``update()``/``delete()`` raise :class:`AppendOnlyError`, and on PostgreSQL a
+    trigger refuses ``UPDATE``, ``DELETE`` and ``TRUNCATE`` whatever the client (migration
+    0015). Only ``manage.py archive_audit`` removes rows, after writing them to a file.
     """
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    actor_name = CopiedNameField(max_length=150, blank=True, db_default="", source="actor")
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     action = models.CharField(max_length=100)  # indexed in Meta
     platform = models.ForeignKey(
         TradePlatform, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    platform_name = CopiedNameField(max_length=100, blank=True, db_default="",
+                                    source="platform")
     target = models.CharField(max_length=200, blank=True)
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)
     request_id = models.UUIDField(default=uuid.uuid4, db_index=True)
     outcome = models.CharField(max_length=50, default="ok")
     detail = models.TextField(blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -120,4 +191,18 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["action"], name="auditevent_action_idx")]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.who} {self.action} {self.target}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            _refuse("changing a stored event")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        _refuse("delete")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def who(self) -> str:
+        """The actor's name, also once the user has been deleted."""
+        return self.actor.get_username() if self.actor_id and self.actor else self.actor_name

@@ -84,6 +84,23 @@ def test_change_form_never_renders_the_secrets_and_blank_keeps_them(admin_client
 
 
 @pytest.mark.django_db
+def test_deleting_accounts_one_or_many_is_audited_without_secrets(admin_client) -> None:
+    one, two, three = (_account(name=name, account_id=name, login=LOGIN + n)
+                       for n, name in enumerate(("A", "B", "C")))
+    url = reverse("admin:platforms_coverageaccount_delete", args=[one.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert admin_client.post(reverse("admin:platforms_coverageaccount_changelist"), {
+        "action": "delete_selected", "_selected_action": [two.pk, three.pk], "post": "yes",
+    }).status_code == 302
+    assert not CoverageAccount.objects.exists()
+    deleted = AuditEvent.objects.filter(action="coverage.delete").order_by("target")
+    assert [e.target for e in deleted] == ["A", "B", "C"]
+    for event in deleted:
+        assert event.before["lp_name"] == "Sandbox Liquidity"
+        assert KEY not in str(event.before) and PASSWORD not in str(event.before)
+
+
+@pytest.mark.django_db
 def test_a_new_account_needs_both_secrets_and_covers_platforms(admin_client, lp) -> None:
     mt4, mt5 = register_sandbox_platforms(lp)
     add = reverse("admin:platforms_coverageaccount_add")
