@@ -111,6 +111,8 @@ def balance_of(task: TradeTask, user) -> Decimal | None:
 
 
 def confirm(task: TradeTask, client, answer: dict, activity: str | None, how: str) -> None:
+    """``confirmed`` from an open state, with the balance read after it (money kinds) and its
+    audit row; ``how`` says what settled it (answer, resend, read, replay, event)."""
     new_balance = _balance_after(task, client)
     with transaction.atomic():  # one commit for the outcome and its audit row
         if _mark_confirmed(task, answer, activity, how, new_balance):
@@ -133,10 +135,12 @@ def _mark_confirmed(task: TradeTask, answer: dict, activity: str | None, how: st
 
 
 def confirmed_after(task: TradeTask) -> dict:
+    """The audit row's ``after`` for a confirmed task: what was asked and what was answered."""
     return {"kind": task.kind, **task.payload, **task.result}
 
 
 def reject(task: TradeTask, exc: ManagerApiError) -> None:
+    """The platform refused: ``rejected`` from an open state, with its audit row."""
     message = staff_message(exc)
     with transaction.atomic():
         if transition(
@@ -149,6 +153,7 @@ def reject(task: TradeTask, exc: ManagerApiError) -> None:
 
 
 def outcome_unknown(task: TradeTask, exc: Exception) -> None:
+    """The answer was lost: ``outcome_unknown``, and a reconcile queued when that commits."""
     checks = task.attempts + int(task.result.get("checks", 0))
     delay = RECONCILE_DELAYS[min(checks, len(RECONCILE_DELAYS) - 1)]
     code = getattr(exc, "code", type(exc).__name__)

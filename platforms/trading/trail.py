@@ -44,6 +44,7 @@ def target_of(task: TradeTask) -> str:
 
 def audit_task(task: TradeTask, action: str, outcome: str, *, actor: Actor | None = None,
                before=None, after=None, detail: str = "") -> None:
+    """One step of the task in the audit trail, under ``actor`` or else the requester."""
     audit.record(
         request=actor or Actor(task.requested_by, task.requested_ip),
         action=action,
