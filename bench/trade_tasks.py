@@ -8,7 +8,7 @@ deployment advice has it (``--workers``), each with the configured pool and conc
 16):
 
 * ours — N deposits submitted from 4 threads (4 web requests at once) with
-  ``platforms.trading.services.submit`` (a row and its audit event, an on-commit drain
+  ``platforms.trading.submit.submit`` (a row and its audit event, an on-commit drain
   request), executed by the workers (the platform's drains, at most one per worker process,
   claim the queued tasks in batches, TradeTransaction under each request id from
   ``TRADING_DRAIN_SENDERS`` threads, one balance read per batch, confirmations and audit rows
@@ -134,8 +134,9 @@ def main() -> None:
     from platforms.connections import client_for
     from platforms.sandbox.process import start_sandbox
     from platforms.services import register_sandbox_platforms
-    from platforms.trading import services
     from platforms.trading.models import TaskState, TradeTask
+    from platforms.trading.submit import submit
+    from platforms.trading.trail import Actor
 
     call_command("migrate", verbosity=0)
     import redis
@@ -147,26 +148,24 @@ def main() -> None:
     try:
         mt4, _ = register_sandbox_platforms(sandbox)
         user = get_user_model().objects.create_superuser("bench", password="bench-pass-1")
-        actor = services.Actor(user, "127.0.0.1")
+        actor = Actor(user, "127.0.0.1")
         workers = [start_worker(workdir / f"worker{n}.log", pool, concurrency)
                    for n in range(args.workers)]
 
         # warm-up: tokens, pools and the worker's imports
         for login in LOGINS[:8]:
-            services.submit(actor=actor, platform=mt4, kind="deposit", login=login,
-                            payload={"amount": "1.00", "comment": "warm"},
-                            request_id=uuid.uuid4())
+            submit(actor=actor, platform=mt4, kind="deposit", login=login,
+                   payload={"amount": "1.00", "comment": "warm"}, request_id=uuid.uuid4())
         while TradeTask.objects.exclude(state=TaskState.CONFIRMED).exists():
             time.sleep(0.05)
         TradeTask.objects.all().delete()
 
         print(f"ours: {count:,} deposits through submit → queue → worker → confirm; direct: "
               f"{count:,} TradeTransaction calls; {ROUNDS} rounds of each ...", flush=True)
-        def submit(i: int) -> None:  # each thread keeps its own database connection
-            services.submit(actor=actor, platform=mt4, kind="deposit",
-                            login=LOGINS[i % len(LOGINS)],
-                            payload={"amount": f"{1 + i % 500}.25", "comment": f"bench {i}"},
-                            request_id=uuid.uuid4())
+        def submit_one(i: int) -> None:  # each thread keeps its own database connection
+            submit(actor=actor, platform=mt4, kind="deposit", login=LOGINS[i % len(LOGINS)],
+                   payload={"amount": f"{1 + i % 500}.25", "comment": f"bench {i}"},
+                   request_id=uuid.uuid4())
 
         sides = {"submit": [None], "worker": [w.pid for w in workers],
                  "sandbox": [sandbox.process.pid]}
@@ -199,7 +198,7 @@ def main() -> None:
             cpu_before = cpu()
             started = time.perf_counter()
             with ThreadPoolExecutor(SUBMIT_THREADS) as threads:
-                list(threads.map(submit, range(count)))
+                list(threads.map(submit_one, range(count)))
             submitted_s = time.perf_counter() - started
             while TradeTask.objects.filter(state__in=[TaskState.QUEUED, TaskState.SENT,
                                                       TaskState.OUTCOME_UNKNOWN]).exists():

@@ -202,7 +202,7 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1_000_000)
 # other queues keep Celery's default (prefork) pool.
 CELERY_TRADING_WORKER_POOL = env.str("CELERY_TRADING_WORKER_POOL", default="threads")
 CELERY_TRADING_WORKER_CONCURRENCY = env.int("CELERY_TRADING_WORKER_CONCURRENCY", default=16)
-# Threads one drain sends a batch's calls from (`platforms.trading.services.drain`). A money call
+# Threads one drain sends a batch's calls from (`platforms.trading.drain.drain`). A money call
 # costs the worker about as much CPU as the platform takes to answer it on a LAN, so a few
 # threads keep the platform busy; past about twice the cores, threads only queue for the GIL
 # (16 cost twice the CPU per task of 4 on two cores). Raise it for a platform far away.

@@ -20,7 +20,7 @@ from platforms.live.reads import PlatformUnavailable
 from platforms.mirror.filters import AccountFilter
 from platforms.mirror.selectors import cached_for_filter, mirror_accounts, mirror_state
 from platforms.models import PlatformKind
-from platforms.trading.operations import account_actions
+from platforms.trading.kinds import account_actions
 
 TABS = ["open", "pending", "history", "money", "daily", "journal", "audit"]
 TEMPLATE = "dashboard/accounts/account_card.html"

@@ -26,9 +26,12 @@ from platforms.coverage.forms import HedgeForm
 from platforms.coverage.models import CoverageAccount
 from platforms.coverage.selectors import ExposureReport, exposure_platforms, exposure_report
 from platforms.coverage.services import request_coverage_polls
-from platforms.trading import operations as ops
-from platforms.trading import services as trading
+from platforms.trading.approvals import ensure_allowed
+from platforms.trading.errors import OperationRefused
+from platforms.trading.kinds import COVERAGE_KINDS
 from platforms.trading.models import TaskKind
+from platforms.trading.submit import IdempotencyConflict, submit
+from platforms.trading.trail import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -101,21 +104,21 @@ def exposure_export(request, pk: int | None = None):
     return stream_csv(request, name, header, rows)
 
 
-HEDGE_KINDS = {action: kind for kind, action in ops.COVERAGE_KINDS.items()}
+HEDGE_KINDS = {action: kind for kind, action in COVERAGE_KINDS.items()}
 
 
 @require_http_methods(["GET", "POST"])
 @staff_required
 def hedge(request, pk: int, action: str):
     """Open, modify or close a coverage hedge as a trade task: form, confirmation, submit
-    (``platforms.trading.services.submit``; the ``trading`` queue sends it to the LP)."""
+    (``platforms.trading.submit.submit``; the ``trading`` queue sends it to the LP)."""
     if action not in HEDGE_KINDS:
         raise Http404("No such hedge action")
     [platform] = exposure_platforms(request.user, pk)
     kind = HEDGE_KINDS[action]
-    actor = trading.Actor.of(request)
+    actor = Actor.of(request)
     try:
-        trading.ensure_allowed(actor, platform, kind)
+        ensure_allowed(actor, platform, kind)
     except PermissionDenied as exc:
         response = render_page(request, "dashboard/trading/forbidden.html", {"reason": str(exc)})
         response.status_code = 403
@@ -137,15 +140,15 @@ def hedge(request, pk: int, action: str):
         return render_page(request, "dashboard/trading/operation.html", context,
                            partial="operation-panel")
     try:
-        submission = trading.submit(actor=actor, platform=platform, kind=kind, login=None,
-                                    payload=payload, request_id=form.cleaned_data["request_id"])
-    except trading.IdempotencyConflict as exc:
+        submission = submit(actor=actor, platform=platform, kind=kind, login=None,
+                            payload=payload, request_id=form.cleaned_data["request_id"])
+    except IdempotencyConflict as exc:
         context["conflict"] = str(exc)
         response = render_page(request, "dashboard/trading/operation.html", context,
                                partial="operation-panel")
         response.status_code = 409
         return response
-    except trading.OperationRefused as exc:
+    except OperationRefused as exc:
         context["refused"] = str(exc)
         return render_page(request, "dashboard/trading/operation.html", context,
                            partial="operation-panel")

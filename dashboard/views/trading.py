@@ -18,12 +18,16 @@ from dashboard.exports import stream_csv
 from dashboard.rendering import render_page
 from platforms.access.scope import get_visible_platform, valid_id
 from platforms.client import ManagerApiError
-from platforms.trading import operations as ops
-from platforms.trading import selectors, services
-from platforms.trading.errors import staff_message
+from platforms.trading import kinds as ops
+from platforms.trading import selectors
+from platforms.trading.approvals import cancel, decide, ensure_allowed, needs_approval
+from platforms.trading.errors import OperationRefused, staff_message
 from platforms.trading.filters import AuditFilter
 from platforms.trading.forms import FORMS, ReauthForm, mark_reauth, reauth_fresh
 from platforms.trading.models import TaskKind, TaskState
+from platforms.trading.reconcile import request_reconcile
+from platforms.trading.submit import IdempotencyConflict, submit
+from platforms.trading.trail import Actor
 
 TEMPLATE = "dashboard/trading/operation.html"
 ACCOUNT_FREE_KINDS = {TaskKind.CREATE_ACCOUNT, *ops.BULK_COMMANDS}
@@ -51,11 +55,11 @@ def operation(request, pk: int, kind: str, login: int | None = None):
     """One operation on one account (or, for create/bulk, on the platform): form → confirm."""
     platform = get_visible_platform(request.user, pk)
     kind = _kind_or_404(kind)
-    actor = services.Actor.of(request)
+    actor = Actor.of(request)
     if login is not None and not selectors.login_in_scope(request.user, platform, login):
         raise Http404("No such account")  # outside the grant: not found, whatever the role
     try:
-        services.ensure_allowed(actor, platform, kind, login=login)
+        ensure_allowed(actor, platform, kind, login=login)
     except PermissionDenied as exc:
         return _forbidden(request, exc)
     context = {"platform": platform, "kind": kind, "kind_label": TaskKind(kind).label,
@@ -99,7 +103,7 @@ def operation(request, pk: int, kind: str, login: int | None = None):
     preview = selectors.preview(account, kind, payload) if account else {}
     context.update(confirming=True, payload=payload, preview=preview,
                    reauth=reauth if needs_reauth else None,
-                   approval=services.needs_approval(platform, kind, payload))
+                   approval=needs_approval(platform, kind, payload))
     if "confirm" not in request.POST:
         return render_page(request, TEMPLATE, context, partial="operation-panel")
     if needs_reauth:
@@ -107,16 +111,16 @@ def operation(request, pk: int, kind: str, login: int | None = None):
             return render_page(request, TEMPLATE, context, partial="operation-panel")
         mark_reauth(request)
     try:
-        submission = services.submit(
+        submission = submit(
             actor=actor, platform=platform, kind=kind, login=login, payload=payload,
             request_id=form.cleaned_data["request_id"], secret=form.secret(), preview=preview,
         )
-    except services.IdempotencyConflict as exc:
+    except IdempotencyConflict as exc:
         context["conflict"] = str(exc)
         response = render_page(request, TEMPLATE, context, partial="operation-panel")
         response.status_code = 409
         return response
-    except services.OperationRefused as exc:
+    except OperationRefused as exc:
         context["refused"] = str(exc)
         return render_page(request, TEMPLATE, context, partial="operation-panel")
     return _redirect(request, reverse("dashboard:operation-task",
@@ -152,20 +156,20 @@ def task_action(request, pk: int, task_pk: int, action: str):
     """approve / reject / cancel / reconcile."""
     platform = get_visible_platform(request.user, pk)
     task = get_object_or_404(selectors.tasks_for(request.user, platform), pk=task_pk)
-    actor = services.Actor.of(request)
+    actor = Actor.of(request)
     try:
         if action in ("approve", "reject"):
-            services.decide(task.pk, actor=actor, approve=action == "approve",
-                            note=request.POST.get("note", ""))
+            decide(task.pk, actor=actor, approve=action == "approve",
+                   note=request.POST.get("note", ""))
         elif action == "cancel":
-            services.cancel(task.pk, actor=actor)
+            cancel(task.pk, actor=actor)
         elif action == "reconcile":
-            services.request_reconcile(task.pk, actor=actor)
+            request_reconcile(task.pk, actor=actor)
         else:
             raise Http404("No such action")
     except PermissionDenied as exc:
         return _forbidden(request, exc)
-    except services.OperationRefused as exc:
+    except OperationRefused as exc:
         response = render_page(request, "dashboard/trading/task.html",
                                {"platform": platform, "task": task, "refused": str(exc)})
         response.status_code = 409

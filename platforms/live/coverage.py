@@ -60,8 +60,8 @@ async def announce_coverage_change(account_pk: int, layer=None) -> list[int]:
 
 def _hedge_tasks_awaiting(account_pk: int, task: Task) -> list[int]:
     """Hedge trade tasks of ``account_pk`` this execution may settle and that still wait."""
+    from platforms.trading.kinds import COVERAGE_KINDS
     from platforms.trading.models import TaskState, TradeTask
-    from platforms.trading.operations import COVERAGE_KINDS
 
     match = Q(payload__bridge_task_id=task.task_id) if task.task_id else Q(pk__in=[])
     with contextlib.suppress(ValueError):  # else not one of ours (request ids are UUIDs)

@@ -1,4 +1,5 @@
-"""Staff-facing messages for what the platform answered to an operation.
+"""What went wrong with an operation: the desk's refusals, the client errors after which
+nothing was sent, and staff-facing messages for what the platform answered.
 
 The client raises typed errors carrying the WebAPI code and the raw MetaTrader ``managerCode``;
 a dealer needs one sentence saying what happened and whether to try again.
@@ -6,7 +7,15 @@ a dealer needs one sentence saying what happened and whether to try again.
 
 from __future__ import annotations
 
-from platforms.client import ManagerApiError
+from platforms.client import Busy, CircuitOpen, ConnectionNotMade, ManagerApiError, NoConnect
+
+#: errors after which the platform certainly did not run the write
+NOT_SENT_ERRORS = (Busy, ConnectionNotMade, CircuitOpen, NoConnect)
+
+
+class OperationRefused(Exception):
+    """A rule of the desk refuses the action (self-approval, wrong state, not available)."""
+
 
 MANAGER_CODE_MESSAGES: dict[str, str] = {
     "TradeNoMoney": "Not enough money: the balance or free margin does not cover this.",

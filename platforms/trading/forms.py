@@ -15,8 +15,9 @@ from decimal import Decimal
 from django import forms
 from django.contrib.auth import authenticate
 from django.utils import timezone
+from django_otp import devices_for_user, match_token
 
-from platforms.trading import operations as ops
+from platforms.trading import kinds
 from platforms.trading.models import TaskKind
 
 K = TaskKind
@@ -60,7 +61,7 @@ class MoneyForm(OperationForm):
     amount = forms.DecimalField(max_digits=12, decimal_places=2, max_value=MONEY_MAX)
     comment = forms.CharField(max_length=100, required=False,
                               help_text="Kept in full here; the platform comment holds "
-                                        f"{ops.MT4_COMMENT_MAX - ops.TAG_HEX_DIGITS - 2} "
+                                        f"{kinds.MT4_COMMENT_MAX - kinds.TAG_HEX_DIGITS - 2} "
                                         "characters after the request tag.")
     expiration = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -208,7 +209,7 @@ class CloseOrderForm(_OrderForm):
         data = super().clean()
         trade = getattr(self, "trade", None)
         too_much = trade is not None and data.get("volume") and (
-            ops.lots_to_volume(data["volume"]) > trade.volume)
+            kinds.lots_to_volume(data["volume"]) > trade.volume)
         if too_much:
             self.add_error("volume", f"#{trade.order} has only {trade.volume / 100} lots.")
         return data
@@ -229,7 +230,7 @@ class ProfileForm(OperationForm):
 
     def clean(self):
         data = super().clean()
-        if not any(data.get(f) for f in ops.PROFILE_FIELDS):
+        if not any(data.get(f) for f in kinds.PROFILE_FIELDS):
             raise forms.ValidationError("Change at least one field.")
         return data
 
@@ -320,7 +321,7 @@ class BulkForm(OperationForm):
 
 
 FORMS: dict[str, type[OperationForm]] = {
-    **{k: MoneyForm for k in ops.MONEY_KINDS},
+    **{k: MoneyForm for k in kinds.MONEY_KINDS},
     K.OPEN_ORDER: OpenOrderForm,
     K.PLACE_PENDING: OpenOrderForm,
     K.MODIFY_ORDER: ModifyOrderForm,
@@ -335,7 +336,7 @@ FORMS: dict[str, type[OperationForm]] = {
     K.READONLY_ON: ConfirmOnlyForm,
     K.READONLY_OFF: ConfirmOnlyForm,
     K.RESET_PASSWORD: ResetPasswordForm,
-    **{k: BulkForm for k in ops.BULK_COMMANDS},
+    **{k: BulkForm for k in kinds.BULK_COMMANDS},
 }
 
 
@@ -357,8 +358,6 @@ def mark_reauth(request) -> None:
 
 
 def has_totp(user) -> bool:
-    from django_otp import devices_for_user
-
     return any(True for _ in devices_for_user(user, confirmed=True))
 
 
@@ -381,8 +380,6 @@ class ReauthForm(forms.Form):
     def clean(self):
         data = super().clean()
         if self.totp:
-            from django_otp import match_token
-
             if not data.get("otp_token") or match_token(self.user, data["otp_token"]) is None:
                 raise forms.ValidationError("The authenticator code is not valid.")
         elif not data.get("password") or authenticate(

@@ -6,7 +6,7 @@ on a trade platform. Its ``request_id`` is generated when the form is rendered, 
 written into the MT4 comment of balance operations and orders so that the platform's own
 records can be matched to the task exactly when an answer is lost.
 
-State machine (``platforms.trading.services`` is the only writer)::
+State machine (the topic modules of ``platforms.trading`` are its only writers)::
 
     pending_approval ──approve──▶ queued ──claim──▶ sent ──answer──▶ confirmed | rejected
           │ reject/cancel           │ cancel          │ lost answer / transport error

@@ -14,7 +14,7 @@ from platforms.client import ManagerApiError, NotFound
 from platforms.connections import client_for
 from platforms.mirror.models import MirrorAccount
 from platforms.models import AuditEvent, TradePlatform
-from platforms.trading import operations as ops
+from platforms.trading import kinds as ops
 from platforms.trading.models import TradeTask
 
 CENT = Decimal("0.01")

@@ -27,8 +27,10 @@ from platforms.coverage.selectors import coverage_snapshot
 from platforms.coverage.services import bridge_config, register_sandbox_coverage_accounts
 from platforms.live.coverage import run_coverage_events
 from platforms.services import register_sandbox_platforms
-from platforms.trading import services as trading
+from platforms.trading.execute import execute
 from platforms.trading.models import TaskState, TradeTask
+from platforms.trading.submit import submit
+from platforms.trading.trail import Actor
 from tests.factories import grant
 from tests.sandbox_process import forget_connections
 from tests.workers import CeleryWorker, worker_env
@@ -144,13 +146,13 @@ def test_a_hedge_whose_answers_were_lost_is_confirmed_by_its_execution_event(
     latency = wire.fault(operation="orders.submit", latency=1.5)
     monkeypatch.setattr(hedging, "HEDGE_TIMEOUT_S", 0.5)
     monkeypatch.setattr(hedging, "HEDGE_DEADLINE_S", 1.0)
-    submission = trading.submit(
-        actor=trading.Actor(user=dealer, ip="127.0.0.1"), platform=mt4,
+    submission = submit(
+        actor=Actor(user=dealer, ip="127.0.0.1"), platform=mt4,
         kind="coverage_open", login=None, request_id=str(uuid.uuid4()),
         payload={"coverage_account": account.pk, "action": "open", "symbol": "EURUSD",
                  "side": "sell", "volume": 0.42})
     task = submission.task
-    assert trading.execute(task.pk) == TaskState.OUTCOME_UNKNOWN  # what the worker does
+    assert execute(task.pk) == TaskState.OUTCOME_UNKNOWN  # what the worker does
     from dashboard.celery import app
 
     with app.connection_for_write() as connection:  # its queued execute and scheduled replay

@@ -13,8 +13,11 @@ from django.contrib.auth import get_user_model
 from platforms.coverage.services import poll_coverage_account, register_sandbox_coverage_accounts
 from platforms.models import AuditEvent
 from platforms.services import register_sandbox_platforms
-from platforms.trading import services as trading
+from platforms.trading.execute import execute
 from platforms.trading.models import TaskState, TradeTask
+from platforms.trading.reconcile import reconcile
+from platforms.trading.submit import submit
+from platforms.trading.trail import Actor
 from tests.factories import grant
 from tests.sandbox_process import forget_connections
 from tests.workers import CeleryWorker, worker_env
@@ -92,7 +95,7 @@ def test_a_dealer_hedges_from_the_page_and_the_trading_queue_fills_it(
     close = _through_the_form(client, mt4, {"action": "close",
                                             "coverage_account": accounts[1].pk,
                                             "ticket": str(task.ticket)})
-    assert trading.execute(close.pk) == TaskState.CONFIRMED
+    assert execute(close.pk) == TaskState.CONFIRMED
     assert not [p for p in wire.state(accounts[1].login)["positions"]
                 if p["ticket"] == task.ticket]
 
@@ -109,9 +112,9 @@ def test_hedge_tasks_execute_exactly_once_under_lost_answers_and_502s(desk, lp, 
     wire.fault(operation="orders.submit", latency=0.8, rate=0.2)  # past the client's timeout
     wire.fault(operation="orders.submit", error="BridgeUnavailable", rate=0.1)
     tasks = []
-    actor = trading.Actor(user)
+    actor = Actor(user)
     for n in range(20):
-        submission = trading.submit(
+        submission = submit(
             actor=actor, platform=mt4, kind="coverage_open", login=None,
             payload={"action": "open", "coverage_account": account.pk, "symbol": "USDJPY",
                      "side": "buy", "volume": round(0.05 + n / 100, 2)},
@@ -119,11 +122,11 @@ def test_hedge_tasks_execute_exactly_once_under_lost_answers_and_502s(desk, lp, 
         tasks.append(submission.task)
     # the worker's body, in-process; an open outcome is reconciled with the same request id
     for task in tasks:
-        state = trading.execute(task.pk)
+        state = execute(task.pk)
         for _ in range(6):
             if state not in (TaskState.SENT, TaskState.OUTCOME_UNKNOWN):
                 break
-            state = trading.reconcile(task.pk)
+            state = reconcile(task.pk)
     hits = {(r.get("error") or "latency"): r["hits"]
             for r in wire.control("GET", "/faults").json()["rules"]}
     wire.control("DELETE", "/faults")
@@ -131,7 +134,7 @@ def test_hedge_tasks_execute_exactly_once_under_lost_answers_and_502s(desk, lp, 
         task.refresh_from_db()
         assert task.state == TaskState.CONFIRMED, (task.state, task.message, hits)
         # running it again changes nothing: a confirmed task is final
-        assert trading.execute(task.pk) == TaskState.CONFIRMED
+        assert execute(task.pk) == TaskState.CONFIRMED
     positions = [p for p in wire.state(account.login)["positions"] if p["ticket"] not in before]
     assert len(positions) == len(tasks), (len(positions), hits)
     assert sorted(p["taskId"] for p in positions) == sorted(
@@ -167,7 +170,7 @@ def test_the_page_offers_hedge_links_to_dealers_only(desk, client):
 
 
 def test_hedge_kinds_are_not_account_operations(desk, client):
-    from platforms.trading.operations import account_actions
+    from platforms.trading.kinds import account_actions
 
     mt4, _mt5, _accounts = desk
     user = _dealer(client, mt4)

@@ -12,8 +12,11 @@ import pytest
 from django.db import connection
 
 from platforms.models import AuditEvent
-from platforms.trading import services
+from platforms.trading import dispatch, drain
+from platforms.trading.execute import execute
 from platforms.trading.models import TaskState, TradeTask
+from platforms.trading.submit import submit
+from platforms.trading.trail import Actor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,12 +24,12 @@ LOGINS = list(range(100121, 100131))  # touched by no other test
 
 
 def submit_deposits(user, platform, count: int, first: int = 0) -> list[TradeTask]:
-    actor = services.Actor(user, "127.0.0.1")
+    actor = Actor(user, "127.0.0.1")
     return [
-        services.submit(actor=actor, platform=platform, kind="deposit",
-                        login=LOGINS[i % len(LOGINS)],
-                        payload={"amount": f"{10 + i}.50", "comment": f"crm {i}"},
-                        request_id=uuid.uuid4()).task
+        submit(actor=actor, platform=platform, kind="deposit",
+               login=LOGINS[i % len(LOGINS)],
+               payload={"amount": f"{10 + i}.50", "comment": f"crm {i}"},
+               request_id=uuid.uuid4()).task
         for i in range(first, first + count)
     ]
 
@@ -40,7 +43,7 @@ def drain_from_threads(platform_pk: int, threads: int) -> None:
     def run() -> None:
         try:
             start.wait()
-            services.drain(platform_pk)
+            drain.drain(platform_pk)
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)
         finally:
@@ -68,13 +71,13 @@ def test_concurrent_drains_send_each_queued_deposit_once(
     clean_sandbox, mt4, finance_user, celery_broker, monkeypatch
 ):
     # several batches per drain: each is confirmed while the next one's calls are in flight
-    monkeypatch.setattr(services, "DRAIN_BATCH", 7)
+    monkeypatch.setattr(drain, "DRAIN_BATCH", 7)
     tasks = submit_deposits(finance_user, mt4, 40)
     assert all(t.state == TaskState.QUEUED and t.wire is not None for t in tasks)
     clean_sandbox.control("DELETE", "/stats")
 
     drain_from_threads(mt4.pk, threads=3)
-    services.drain(mt4.pk)  # a redelivered message finds nothing left to send
+    drain.drain(mt4.pk)  # a redelivered message finds nothing left to send
 
     states = Counter(TradeTask.objects.values_list("state", flat=True))
     assert states == {TaskState.CONFIRMED: 40}, states
@@ -105,24 +108,24 @@ def test_a_drain_message_that_finds_every_drain_slot_busy_comes_back_instead_of_
     from django.core.cache import cache
 
     settings.TRADING_DRAINS_PER_PLATFORM = 2
-    slots = [services._drain_lock_key(mt4.pk, slot) for slot in range(2)]
+    slots = [drain._drain_lock_key(mt4.pk, slot) for slot in range(2)]
     cache.delete_many(slots)
     assert cache.add(slots[0], 1, timeout=30)  # another worker's drain of this platform runs
     try:
         # a second worker process takes the free slot, drains, and frees it again
         tasks = submit_deposits(finance_user, mt4, 2, first=300)
-        assert services.drain_exclusively(mt4.pk) == {"confirmed": 2}
+        assert drain.drain_exclusively(mt4.pk) == {"confirmed": 2}
         assert cache.get(slots[1]) is None
         assert cache.add(slots[1], 1, timeout=30)  # and a third worker's drain
         tasks = submit_deposits(finance_user, mt4, 2, first=200)
-        assert services.drain_exclusively(mt4.pk) == {"deferred": 1}
+        assert drain.drain_exclusively(mt4.pk) == {"deferred": 1}
         assert {t.state for t in TradeTask.objects.filter(pk__in=[t.pk for t in tasks])} == {
             TaskState.QUEUED}
         # the pending mark stays: submits meanwhile publish nothing more
-        assert cache.get(services._drain_key(mt4.pk)) is not None
+        assert cache.get(dispatch._drain_key(mt4.pk)) is not None
     finally:
         cache.delete_many(slots)
-    assert services.drain_exclusively(mt4.pk) == {"confirmed": 2}
+    assert drain.drain_exclusively(mt4.pk) == {"confirmed": 2}
     assert cache.get_many(slots) == {}  # released for the next drain
 
 
@@ -140,7 +143,7 @@ def test_a_process_already_draining_a_platform_sends_a_second_message_back(
 
     def drain_in_a_worker_thread() -> None:
         try:
-            first.update(services.drain_exclusively(mt4.pk))
+            first.update(drain.drain_exclusively(mt4.pk))
         finally:
             connection.close()  # this thread's own connection
 
@@ -151,8 +154,8 @@ def test_a_process_already_draining_a_platform_sends_a_second_message_back(
         while not TradeTask.objects.filter(state=TaskState.SENT).exists():
             assert time.monotonic() < deadline, "the first drain never sent"
             time.sleep(0.02)
-        assert services.drain_exclusively(mt4.pk) == {"deferred": 1}
-        assert cache.get(services._drain_lock_key(mt4.pk, 1)) is None  # no slot taken
+        assert drain.drain_exclusively(mt4.pk) == {"deferred": 1}
+        assert cache.get(drain._drain_lock_key(mt4.pk, 1)) is None  # no slot taken
     finally:
         running.join(timeout=30)
         clean_sandbox.clear_faults()
@@ -165,19 +168,19 @@ def test_a_deposit_the_platform_never_received_is_put_back_and_retried_alone(
     tasks = submit_deposits(finance_user, mt4, 3, first=100)
     clean_sandbox.control("POST", "/faults", json={"operation": "TradeTransaction",
                                                    "error": "NoConnect", "rate": 1.0})
-    services.drain(mt4.pk)
+    drain.drain(mt4.pk)
     for task in tasks:
         task.refresh_from_db()
         assert task.state == TaskState.QUEUED and task.attempts == 1
         assert task.error_code == "NoConnect"
     # a later drain leaves them to their own retrying message (no tight loop on a dead platform)
-    services.drain(mt4.pk)
+    drain.drain(mt4.pk)
     assert set(TradeTask.objects.values_list("attempts", flat=True)) == {1}
 
     clean_sandbox.clear_faults()
     clean_sandbox.control("DELETE", "/stats")
     for task in tasks:  # what each task's own message runs
-        assert services.execute(task.pk) == TaskState.CONFIRMED
+        assert execute(task.pk) == TaskState.CONFIRMED
     stats = clean_sandbox.control("GET", "/stats").json()["operations"]["TradeTransaction"]
     assert stats["executed"] == 3
     assert set(tagged_rows(clean_sandbox, {t.comment_tag for t in tasks}).values()) == {1}

@@ -9,15 +9,18 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from platforms.models import AuditEvent
-from platforms.trading import services
+from platforms.trading.approvals import decide
+from platforms.trading.errors import OperationRefused
 from platforms.trading.models import OperationPolicy, TaskState, TradeTask
+from platforms.trading.submit import IdempotencyConflict, submit
+from platforms.trading.trail import Actor
 
 pytestmark = pytest.mark.django_db
 
 
 def deposit(user, platform, amount="100.00", request_id=None, login=100002, comment="wire"):
-    return services.submit(
-        actor=services.Actor(user, "10.0.0.7"), platform=platform, kind="deposit", login=login,
+    return submit(
+        actor=Actor(user, "10.0.0.7"), platform=platform, kind="deposit", login=login,
         payload={"amount": amount, "comment": comment}, request_id=request_id or uuid.uuid4(),
     )
 
@@ -41,7 +44,7 @@ def test_replaying_a_request_id_with_other_parameters_is_refused_and_nothing_is_
     request_id = uuid.uuid4()
     deposit(finance_user, mt4, amount="100.00", request_id=request_id)
     with django_capture_on_commit_callbacks() as callbacks, pytest.raises(
-        services.IdempotencyConflict
+        IdempotencyConflict
     ):
         deposit(finance_user, mt4, amount="900.00", request_id=request_id)
     assert callbacks == []
@@ -61,8 +64,8 @@ def test_deposit_above_the_threshold_waits_for_approval(mt4, finance_user):
 def test_nobody_approves_their_own_operation(mt4, finance_user):
     OperationPolicy.objects.create(platform=mt4, approval_threshold=Decimal("10"))
     task = deposit(finance_user, mt4, amount="50.00").task
-    with pytest.raises(services.OperationRefused, match="own operation"):
-        services.decide(task.pk, actor=services.Actor(finance_user), approve=True)
+    with pytest.raises(OperationRefused, match="own operation"):
+        decide(task.pk, actor=Actor(finance_user), approve=True)
     task.refresh_from_db()
     assert task.state == TaskState.PENDING_APPROVAL
     assert AuditEvent.objects.filter(action="trade_task.approve", outcome="refused").exists()
@@ -74,9 +77,9 @@ def test_a_second_approver_queues_it_and_a_user_without_the_permission_cannot(
     OperationPolicy.objects.create(platform=mt4, approval_threshold=Decimal("10"))
     task = deposit(finance_user, mt4, amount="50.00").task
     with pytest.raises(PermissionDenied):
-        services.decide(task.pk, actor=services.Actor(dealer_user), approve=True)
+        decide(task.pk, actor=Actor(dealer_user), approve=True)
     with django_capture_on_commit_callbacks() as callbacks:
-        services.decide(task.pk, actor=services.Actor(second_finance_user), approve=True)
+        decide(task.pk, actor=Actor(second_finance_user), approve=True)
     task.refresh_from_db()
     assert task.state == TaskState.QUEUED
     assert task.approval.decided_by == second_finance_user
@@ -84,8 +87,8 @@ def test_a_second_approver_queues_it_and_a_user_without_the_permission_cannot(
 
 
 def test_bulk_operations_always_wait_for_approval(mt4, support_user):
-    task = services.submit(
-        actor=services.Actor(support_user), platform=mt4, kind="bulk_leverage", login=None,
+    task = submit(
+        actor=Actor(support_user), platform=mt4, kind="bulk_leverage", login=None,
         payload={"logins": [100001, 100002], "leverage": 200}, request_id=uuid.uuid4(),
     ).task
     assert task.state == TaskState.PENDING_APPROVAL
@@ -124,8 +127,8 @@ def test_every_operation_is_refused_without_its_permission_and_the_refusal_is_au
     mt4, nobody_user, kind, payload
 ):
     with pytest.raises(PermissionDenied):
-        services.submit(actor=services.Actor(nobody_user, "10.1.1.1"), platform=mt4, kind=kind,
-                        login=100003, payload=payload, request_id=uuid.uuid4())
+        submit(actor=Actor(nobody_user, "10.1.1.1"), platform=mt4, kind=kind,
+               login=100003, payload=payload, request_id=uuid.uuid4())
     assert not TradeTask.objects.exists()
     event = AuditEvent.objects.get(outcome="forbidden")
     assert event.actor == nobody_user and event.ip_address == "10.1.1.1"
@@ -133,7 +136,7 @@ def test_every_operation_is_refused_without_its_permission_and_the_refusal_is_au
 
 
 def test_balance_operations_are_not_available_on_mt5(mt5, finance_user):
-    with pytest.raises(services.OperationRefused, match="not available for MT5"):
+    with pytest.raises(OperationRefused, match="not available for MT5"):
         deposit(finance_user, mt5, login=5000001)
 
 
@@ -176,12 +179,12 @@ def test_a_submitted_task_and_its_audit_row_are_stored_exactly_as_built(
     settings.DATABASE_PREPARED_STATEMENTS = prepared
     text = 'naïve “quotes” \\ back\\slash "json" \u2028 ✓'
     built = [
-        services.submit(actor=services.Actor(finance_user, ip), platform=mt4, kind="deposit",
-                        login=100004, payload={"amount": "12.34", "comment": text},
-                        request_id=uuid.uuid4(), preview={"balance": "1.00", "name": text}).task,
-        services.submit(actor=services.Actor(support_user, ip), platform=mt4,
-                        kind="reset_password", login=100004, payload={"investor": False},
-                        request_id=uuid.uuid4(), secret="N3w-pass!").task,
+        submit(actor=Actor(finance_user, ip), platform=mt4, kind="deposit",
+               login=100004, payload={"amount": "12.34", "comment": text},
+               request_id=uuid.uuid4(), preview={"balance": "1.00", "name": text}).task,
+        submit(actor=Actor(support_user, ip), platform=mt4,
+               kind="reset_password", login=100004, payload={"investor": False},
+               request_id=uuid.uuid4(), secret="N3w-pass!").task,
     ]
     for task in built:
         stored = TradeTask.objects.get(pk=task.pk)

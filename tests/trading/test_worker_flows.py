@@ -9,16 +9,18 @@ import pytest
 from django.utils import timezone
 
 from platforms.connections import client_for
-from platforms.trading import services
 from platforms.trading.models import TaskState, TradeTask
+from platforms.trading.submit import submit
+from platforms.trading.sweep import sweep
+from platforms.trading.trail import Actor
 from tests.trading.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def run(user, platform, kind, login, payload) -> TradeTask:
-    task = services.submit(actor=services.Actor(user, "127.0.0.1"), platform=platform, kind=kind,
-                           login=login, payload=payload, request_id=uuid.uuid4()).task
+    task = submit(actor=Actor(user, "127.0.0.1"), platform=platform, kind=kind,
+                  login=login, payload=payload, request_id=uuid.uuid4()).task
 
     def final():
         task.refresh_from_db()
@@ -106,7 +108,7 @@ def test_the_sweeper_settles_a_task_whose_worker_died_after_sending(
     # the dead worker's request reached the platform
     client_for(mt4).mt4.trade_transaction(task.wire["body"], idempotency_key=str(request_id))
     clean_sandbox.control("DELETE", "/stats")
-    assert services.sweep()["sent"] == 1
+    assert sweep()["sent"] == 1
     wait_for(lambda: TradeTask.objects.get(pk=task.pk).is_final, what="the sweeper")
     task.refresh_from_db()
     assert task.state == TaskState.CONFIRMED and task.resolved_by == "read"

@@ -1,8 +1,8 @@
-"""What each operation kind is: its permission, where it is available, and its wire body.
+"""What each operation kind is: its permission, where it is available, whether a read can
+find it, and the pieces of its wire body (the comment tag, signed amounts, volumes).
 
-Pure functions of a task's validated payload (plus, for a few kinds, one live read made once
-before the first send). The wire body is stored on the task the first time, so that every
-resend under the same ``Idempotency-Key`` is byte-identical and the server can deduplicate it.
+Pure functions of a task's validated payload; ``platforms.trading.wire`` assembles the body
+from them (plus, for a few kinds, one live read made once before the first send).
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ MONEY_KINDS = {
     K.CREDIT_OUT: (-1, "Credit"),
     K.CORRECTION: (1, "Balance"),  # the amount itself is signed
 }
+#: kinds whose wire body is decided at submit (no live read) and that a drain sends in batches
+BATCHED_KINDS = tuple(MONEY_KINDS)
 BULK_COMMANDS = {
     K.BULK_GROUP: "SetGroup",
     K.BULK_LEVERAGE: "Leverage",
