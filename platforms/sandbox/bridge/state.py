@@ -32,7 +32,8 @@ from ..market import (
     Group,
     Market,
 )
-from ..state import CLOSED_PART, Account, MT4Platform, Trade
+from ..mt4.platform import MT4Platform
+from ..mt4.records import CLOSED_PART, Account, Trade
 from ..wire import ApiFail, iso, parse_time
 from .faults import BridgeFaults
 
