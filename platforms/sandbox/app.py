@@ -58,7 +58,7 @@ def build_routes(sandbox: Sandbox, port: str) -> list[BaseRoute]:
             Route("/api/TradePlatforms/{tp}/Ping", ping, methods=["GET"]),
         ]
         hub = HubServer(sandbox)
-        routes += hub_routes(hub) + build_hubs_control(sandbox, hub)
+        routes += [*hub_routes(hub), *build_hubs_control(sandbox, hub)]
     return routes
 
 
@@ -66,5 +66,5 @@ def build_app(sandbox: Sandbox, port: str) -> Recorder:
     """The ASGI app of one port: ``main`` (with the ``/_sandbox`` control API) or ``sidecar``."""
     routes = build_routes(sandbox, port)
     if port == "main":
-        routes = build_control(sandbox) + routes
+        routes = [*build_control(sandbox), *routes]
     return Recorder(Starlette(routes=routes), sandbox, port)
