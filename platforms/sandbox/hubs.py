@@ -25,7 +25,6 @@ import asyncio
 import collections
 import contextlib
 import json
-import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -41,8 +40,6 @@ from .hub_payloads import margin_payload, symbol_payload, tick_payload, trade_pa
 from .market import Symbol
 from .mt4.records import Account, Trade
 from .simulator import Sandbox
-
-log = logging.getLogger("platforms.sandbox.hubs")
 
 RS = "\x1e"
 INVOCATION, STREAM_ITEM, COMPLETION, STREAM_INVOCATION, CANCEL, PING, CLOSE = range(1, 8)

@@ -23,6 +23,8 @@ FINGERPRINT_SKIPS = frozenset({"requesttimeout", "cacheid", "cachetimeout"})
 
 
 class IdemEntry:
+    """One key: its request's fingerprint and, once answered, the reply to replay."""
+
     __slots__ = ("body", "expires", "fingerprint", "outcome", "running")
 
     def __init__(self, fingerprint: str) -> None:

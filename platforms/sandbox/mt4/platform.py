@@ -55,7 +55,6 @@ class MT4Platform:
     def __init__(self, seed: int, users: int, market: Market, *, now: float | None = None) -> None:
         self.seed = seed
         self.market = market
-        self.anchor = market.anchor
         self.groups: dict[str, Group] = {g.name: g for g in default_groups()}
         self.group_names = sorted(self.groups)
         self.accounts: dict[int, Account] = {}
