@@ -17,15 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
-from starlette.applications import Starlette
 
 from . import MT4_PLATFORM_ID, MT5_PLATFORM_ID
-from .app import Config, Recorder, Sandbox, build_routes
+from .app import build_app
 from .bridge import BASE_PATH, DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_SERVER, Bridge
 from .bridge import faults as bridge_faults
 from .bridge.app import build_bridge_app
-from .control import build_control
 from .faults import FaultError, parse_spec
+from .simulator import Config, Sandbox
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,8 +180,8 @@ async def serve(
     sb.sidecar_url = f"http://{args.host}:{side_port}"
     bridge_root = f"http://{args.host}:{bridge_sock.getsockname()[1]}"
 
-    main_app = Recorder(Starlette(routes=build_control(sb) + build_routes(sb, "main")), sb, "main")
-    side_app = Recorder(Starlette(routes=build_routes(sb, "sidecar")), sb, "sidecar")
+    main_app = build_app(sb, "main")
+    side_app = build_app(sb, "sidecar")
 
     main_server = _server(main_app)
     main_task = asyncio.create_task(main_server.serve(sockets=[main_sock]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from typing import Any
 
 import msgspec
@@ -9,10 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import dto
-from .app import Sandbox
 from .faults import FaultError, validate_rule
-from .ops_mt4 import apply_user_fields
+from .mt4 import dto
+from .simulator import Sandbox
 from .wire import ApiFail, decode, encode
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -139,8 +140,6 @@ def build_control(sb: Sandbox) -> list[Route]:
             return _bad("'bid' must be a positive number")
         if ask is not None and (not isinstance(ask, int | float) or ask < bid):
             return _bad("'ask' must be a number >= bid")
-        import time
-
         sym = sb.market.set_price(
             body["symbol"], float(bid), None if ask is None else float(ask), time.time()
         )
@@ -167,8 +166,6 @@ def build_control(sb: Sandbox) -> list[Route]:
         return _json(state)
 
     async def patch_user(request: Request) -> Response:
-        import time
-
         try:
             login = int(request.path_params["login"])
         except ValueError:
@@ -187,7 +184,7 @@ def build_control(sb: Sandbox) -> list[Route]:
         if acc is None:
             return _bad(f"no MT4 account {login}", 404)
         now = time.time()
-        apply_user_fields(sb.mt4, acc, body, money=True)
+        dto.apply_user_fields(sb.mt4, acc, body, money=True)
         acc.touch(now)
         sb.mt4.check_stopout(acc, now)
         return _json(account_state(sb, login))
@@ -218,9 +215,6 @@ def build_control(sb: Sandbox) -> list[Route]:
         (benchmarks of incremental snapshots). Accounts get a comment and a bumped
         modification time; trades get a comment (open ones) and the given share of the chosen
         market trades is closed."""
-        import random
-        import time
-
         body = await _body(request)
         if not isinstance(body, dict):
             return _bad("body must be a JSON object")

@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-#: Topics: ``tick`` (Symbol), ``trade`` ((kind, Trade)), ``user`` ((kind, Account)),
-#: ``margin`` (Account after a level-type transition), ``symbol`` ((kind, Symbol)),
-#: ``mt5.margin`` ({login, type, direction}).
-TOPICS = ("tick", "trade", "user", "margin", "symbol", "mt5.margin")
-
 
 class EventBus:
+    """Callbacks by topic: ``tick`` (Symbol), ``trade`` ((kind, Trade)), ``user`` ((kind,
+    Account)), ``margin`` (Account after a level-type transition), ``symbol`` ((kind, Symbol)),
+    ``mt5.margin`` ({login, type, direction})."""
+
     __slots__ = ("_subs",)
 
     def __init__(self) -> None:

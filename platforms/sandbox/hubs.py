@@ -25,32 +25,26 @@ import asyncio
 import collections
 import contextlib
 import json
-import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import MT4_PLATFORM_ID, MT5_PLATFORM_ID
+from .hub_payloads import margin_payload, symbol_payload, tick_payload, trade_payload, user_payload
 from .market import Symbol
-from .wire import iso
-
-if TYPE_CHECKING:
-    from .app import Sandbox
-    from .state import Account, Trade
-
-log = logging.getLogger("platforms.sandbox.hubs")
+from .mt4.records import Account, Trade
+from .simulator import Sandbox
 
 RS = "\x1e"
 INVOCATION, STREAM_ITEM, COMPLETION, STREAM_INVOCATION, CANCEL, PING, CLOSE = range(1, 8)
 PING_FRAME = '{"type":6}' + RS
 MAX_QUEUED_FRAMES = 200_000  # beyond this a connection is too slow: closed, as a server would
-LEVEL_TYPES = {"Ok": 0, "MarginCall": 1, "StopOut": 2}
 HUB_PLATFORMS = {"mt4": MT4_PLATFORM_ID, "mt5": MT5_PLATFORM_ID}
 MT4_STREAMS = {
     "StreamTicks": "tick",
@@ -64,93 +58,6 @@ MT5_STREAMS = {"StreamMarginCallUpdates": "mt5.margin"}
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-# ------------------------------------------------------------------------- payloads (§6)
-
-
-def tick_payload(sym: Symbol) -> dict[str, Any]:
-    return {"symbol": sym.name, "bid": sym.bid, "ask": sym.ask, "lastTime": iso(sym.last_time)}
-
-
-def trade_payload(kind: str, t: Trade) -> dict[str, Any]:
-    sym = t.sym
-    return {
-        "kind": kind,
-        "order": t.ticket,
-        "login": t.login,
-        "symbol": sym.name if sym else "",
-        "cmd": t.cmd,
-        "volumeLots": t.volume / 100.0,
-        "openPrice": t.open_price,
-        "openTime": iso(t.open_time),
-        "sl": t.sl,
-        "tp": t.tp,
-        "closePrice": t.close_price,
-        "closeTime": iso(t.close_time),
-        "commission": t.commission,
-        "storage": t.storage,
-        "profit": t.profit,
-        "taxes": 0.0,
-        "comment": t.comment or "",
-    }
-
-
-def user_payload(kind: str, acc: Account) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "login": acc.login,
-        "group": acc.group.name,
-        "name": acc.name,
-        "country": acc.country,
-        "leverage": acc.leverage,
-        "balance": acc.balance,
-        "credit": acc.credit,
-        "enabled": bool(acc.enable_flags & 0x01),
-        "readOnly": bool(acc.enable_flags & 0x04),
-        "regDate": iso(acc.reg_time),
-        "lastDate": iso(acc.last_time),
-        "email": acc.email,
-        "phone": acc.phone,
-        "comment": acc.comment,
-    }
-
-
-def symbol_payload(kind: str, sym: Symbol) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "symbol": sym.name,
-        "description": sym.description,
-        "currency": sym.quote,
-        "digits": sym.digits,
-        "tradeMode": 2,
-        "spread": sym.spread,
-        "stopsLevel": sym.stops_level,
-        "freezeLevel": 0,
-        "contractSize": sym.contract,
-        "tickValue": sym.contract * sym.point,
-        "tickSize": sym.point,
-        "marginInitial": 0.0,
-        "marginMaintenance": 0.0,
-    }
-
-
-def margin_payload(sb: Sandbox, acc: Account) -> dict[str, Any]:
-    info = sb.mt4.margin_info(acc)
-    return {
-        "login": acc.login,
-        "group": acc.group.name,
-        "leverage": acc.leverage,
-        "updated": int(time.time()),
-        "balance": acc.balance,
-        "equity": info["equity"],
-        "volumeLots": info["volume"] / 100.0,
-        "margin": info["margin"],
-        "free": info["free"],
-        "level": info["level"],
-        "controllingType": 0,
-        "levelType": LEVEL_TYPES.get(acc.level_type, 0),
-    }
 
 
 # ------------------------------------------------------------------------- connections
@@ -265,7 +172,7 @@ class HubServer:
         self._stream_out("symbol", _dumps(symbol_payload(*event)))
 
     def _on_margin(self, acc: Account) -> None:
-        self.emit_margin(_dumps(margin_payload(self.sb, acc)))
+        self.emit_margin(_dumps(margin_payload(self.sb.mt4, acc)))
 
     def emit_margin(self, item: str) -> None:
         """Push one encoded MarginCallPayload to every MT4 ``StreamMarginCallUpdates``."""
@@ -494,18 +401,9 @@ class HubServer:
             conn.ticks.clear()
 
 
-def hub_server(sb: Sandbox) -> HubServer:
-    """The sandbox's hub server (created on first use)."""
-    hub = getattr(sb, "hubs", None)
-    if hub is None:
-        hub = HubServer(sb)
-        sb.hubs = hub  # type: ignore[attr-defined]
-    return hub
-
-
-def build_hub_routes(sb: Sandbox) -> list:
-    hub = hub_server(sb)
-    routes: list = []
+def hub_routes(hub: HubServer) -> list[BaseRoute]:
+    """The SignalR hubs ``/hubs/mt4/v2`` and ``/hubs/mt5/v2``: negotiate, then the socket."""
+    routes: list[BaseRoute] = []
     for kind in ("mt4", "mt5"):
 
         async def negotiate(request: Request, kind: str = kind) -> Response:
@@ -518,6 +416,4 @@ def build_hub_routes(sb: Sandbox) -> list:
             Route(f"/hubs/{kind}/v2/negotiate", negotiate, methods=["POST"]),
             WebSocketRoute(f"/hubs/{kind}/v2", socket),
         ]
-    from .hubs_control import build_hubs_control
-
-    return routes + build_hubs_control(sb, hub)
+    return routes

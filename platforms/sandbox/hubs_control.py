@@ -11,15 +11,15 @@ import asyncio
 import json
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-if TYPE_CHECKING:
-    from .app import Sandbox
-    from .hubs import HubServer
+from .hub_payloads import margin_payload
+from .hubs import HubServer
+from .simulator import Sandbox
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -40,8 +40,6 @@ async def _body(request: Request) -> dict[str, Any]:
 
 def push_margin_call(sb: Sandbox, hub: HubServer, login: int, level_type: str) -> dict[str, Any]:
     """Move an MT4 account's balance so its level lands inside the wanted band, and publish."""
-    from .hubs import margin_payload
-
     p = sb.mt4
     acc = p.accounts.get(login)
     if acc is None:
@@ -62,7 +60,7 @@ def push_margin_call(sb: Sandbox, hub: HubServer, login: int, level_type: str) -
     p.user_changed(acc)
     p.refresh_level(acc)  # publishes the transition to the hubs
     if acc.level_type == before:  # no transition: still tell the streams the new figures
-        hub.emit_margin(json.dumps(margin_payload(sb, acc), separators=(",", ":")))
+        hub.emit_margin(json.dumps(margin_payload(p, acc), separators=(",", ":")))
     info = p.margin_info(acc)
     return {
         "login": login,

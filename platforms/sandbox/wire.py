@@ -20,7 +20,6 @@ encode = _encoder.encode
 decode = msgspec.json.decode
 
 MAX_LIMIT = 5000
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 ZERO_TIME = "1970-01-01T00:00:00Z"
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 
-from platforms.sandbox.app import IDEM_PRUNE_AT, Config, IdemEntry, Sandbox
+from platforms.sandbox.idempotency import IDEM_PRUNE_AT, IdemEntry
+from platforms.sandbox.simulator import Config, Sandbox
 
 
 def _answered(fingerprint: str, expires: float) -> IdemEntry:

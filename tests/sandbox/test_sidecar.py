@@ -185,7 +185,7 @@ def test_sync_from_the_change_log_finds_every_change_a_full_scan_finds() -> None
     import time
 
     from platforms.sandbox.market import BALANCE, BUY, BUY_LIMIT, SELL, Market
-    from platforms.sandbox.state import MT4Platform
+    from platforms.sandbox.mt4.platform import MT4Platform
 
     now = time.time()
     market = Market(3, float(int(now // 86400) * 86400))

@@ -11,8 +11,8 @@ from .state import (
     DEFAULT_PASSWORD,
     DEFAULT_SERVER,
     Bridge,
-    BridgeError,
 )
+from .wire import BridgeError
 
 __all__ = [
     "BASE_PATH",

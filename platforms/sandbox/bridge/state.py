@@ -3,38 +3,39 @@
 A second simulated MT4 server over the sandbox's one market (prices are shared with the broker's
 servers, accounts and positions are not), plus what the bridge itself keeps: sessions, order
 tasks (queued, executed a moment later at the then current bid/ask) and the ``x-request-id``
-store that makes writes retry-safe. Plain and synchronous; the HTTP and WebSocket surface is in
-:mod:`.app`, which schedules :meth:`Bridge.execute` and relays :meth:`Bridge.emit` to sockets.
+store that makes writes retry-safe. Plain and synchronous: :mod:`.execution` schedules
+:meth:`Bridge.execute`, :mod:`.events` relays :meth:`Bridge.emit` to sockets and :mod:`.app` is
+the HTTP surface.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
-import math
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..events import EventBus
-from ..market import (
-    BUY,
-    BUY_LIMIT,
-    BUY_STOP,
-    PERIODS,
-    SELL,
-    SELL_LIMIT,
-    SELL_STOP,
-    Group,
-    Market,
-)
-from ..state import CLOSED_PART, Account, MT4Platform, Trade
-from ..wire import ApiFail, iso, parse_time
+from ..market import BUY, SELL, Group, Market
+from ..mt4.platform import MT4Platform
+from ..mt4.records import CLOSED_PART, Account, Trade
+from ..wire import ApiFail, iso
 from .faults import BridgeFaults
+from .records import Listener, Session, StoredWrite, Task
+from .wire import (
+    MODIFY_FIELDS,
+    ORDER_FIELDS,
+    ORDER_TYPES,
+    TIMEFRAMES,
+    TYPE_NAMES,
+    BridgeError,
+    comment_field,
+    epoch_param,
+    invalid,
+    number_field,
+    volume_field,
+)
 
 log = logging.getLogger("platforms.sandbox.bridge")
 
@@ -45,55 +46,6 @@ DEFAULT_PASSWORD = "sandbox-terminal"  # noqa: S105 - the sandbox's published de
 DEFAULT_LOGINS = (900001, 900002, 900003, 900004, 900005)
 COMPANY = "Sandbox Liquidity Ltd"
 OPENING_BALANCE = 100_000.0
-
-ORDER_TYPES = {
-    "buy": BUY,
-    "sell": SELL,
-    "buy_limit": BUY_LIMIT,
-    "sell_limit": SELL_LIMIT,
-    "buy_stop": BUY_STOP,
-    "sell_stop": SELL_STOP,
-}
-TYPE_NAMES = {cmd: name for name, cmd in ORDER_TYPES.items()}
-ORDER_FIELDS = {"symbol", "type", "volume", "sl", "tp", "comment", "price"}
-MODIFY_FIELDS = {"volume", "sl", "tp", "comment", "price"}
-MAX_COMMENT = 31  # MT4 keeps 31 characters of a comment
-MAX_REQUEST_ID = 128
-TIMEFRAMES = {name.upper(): seconds for name, seconds in PERIODS.items()}
-
-STATUS = {
-    "ValidationError": 400,
-    "Unauthorized": 401,
-    "NotFound": 404,
-    "TaskConflict": 409,
-    "RateLimited": 429,
-    "BridgeUnavailable": 502,
-}
-
-
-class BridgeError(Exception):
-    """An answered error: ``{"error": {"code", "message"[, "retryAfter"]}}`` with its status."""
-
-    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
-
-    @property
-    def status(self) -> int:
-        return STATUS[self.code]
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.retry_after is not None:
-            error["retryAfter"] = self.retry_after
-        return {"error": error}
-
-
-def invalid(message: str) -> BridgeError:
-    return BridgeError("ValidationError", message)
-
 
 class _LPMarket:
     """The shared market seen by the LP server, with an event bus of its own.
@@ -108,124 +60,6 @@ class _LPMarket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._market, name)
-
-
-@dataclass
-class Session:
-    id: str
-    account_id: str
-    login: int
-    created: float
-    expires: float
-    last_heartbeat: float | None = None
-    released: bool = False
-
-
-@dataclass
-class Task:
-    """One write submitted to the bridge: open an order, or close/reduce a position."""
-
-    id: str
-    login: int
-    action: str  # "open" | "close"
-    request_id: str | None
-    created: float
-    symbol: str = ""
-    type: str = ""
-    volume: float = 0.0  # lots; 0 on a close = the whole position
-    sl: float = 0.0
-    tp: float = 0.0
-    price: float = 0.0  # pending orders only
-    comment: str = ""
-    ticket: int | None = None  # the position closed, or the order opened
-    status: str = "queued"  # queued | executed | rejected
-    fill_price: float | None = None
-    profit: float | None = None
-    error: dict[str, str] | None = None
-    executed: float | None = None
-
-    def view(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "taskId": self.id,
-            "status": self.status,
-            "action": self.action,
-            "submittedAt": iso(self.created),
-        }
-        if self.request_id is not None:
-            out["requestId"] = self.request_id
-        if self.action == "open":
-            out.update(symbol=self.symbol, type=self.type, volume=self.volume, sl=self.sl,
-                       tp=self.tp, comment=self.comment)
-            if self.price:
-                out["price"] = self.price
-        else:
-            out["volume"] = self.volume
-        if self.ticket is not None:
-            out["ticket"] = self.ticket
-        if self.executed is not None:
-            out["executedAt"] = iso(self.executed)
-        if self.fill_price is not None:
-            out["fillPrice"] = self.fill_price
-        if self.profit is not None:
-            out["profit"] = self.profit
-        if self.error is not None:
-            out["error"] = self.error
-        return out
-
-
-@dataclass
-class StoredWrite:
-    fingerprint: str
-    status: int
-    task_id: str
-
-
-#: ``listener(channel, login, data)`` — an event for the sockets of ``login``.
-Listener = Callable[[str, int, dict[str, Any]], None]
-
-
-def _number(body: dict[str, Any], name: str, *, default: float | None = None,
-            lo: float = 0.0, hi: float = math.inf) -> float:
-    value = body.get(name, default)
-    if value is None:
-        raise invalid(f"'{name}' is required")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise invalid(f"'{name}' must be a number")
-    if not lo <= value <= hi:
-        raise invalid(f"'{name}' must be between {lo:g} and {hi:g}, got {value}")
-    return float(value)
-
-
-def _volume(body: dict[str, Any], *, required: bool) -> float:
-    if not required and body.get("volume") is None:
-        return 0.0
-    lots = _number(body, "volume", lo=0.01, hi=100.0)
-    if abs(lots * 100 - round(lots * 100)) > 1e-6:
-        raise invalid(f"'volume' must be a multiple of 0.01 lots, got {lots}")
-    return round(lots, 2)
-
-
-def _comment(body: dict[str, Any]) -> str:
-    comment = body.get("comment", "")
-    if comment is None:
-        return ""
-    if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
-        raise invalid(f"'comment' must be a string of at most {MAX_COMMENT} characters")
-    return comment
-
-
-def fingerprint(method: str, path: str, body: Any) -> str:
-    """Method, path and the canonical JSON of the body: "the same payload" for request ids."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{method} {path} {canonical}".encode()).hexdigest()
-
-
-def check_request_id(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not 1 <= len(value) <= MAX_REQUEST_ID or not all(32 < ord(c) < 127 for c in value):
-        raise invalid(f"x-request-id must be 1-{MAX_REQUEST_ID} printable ASCII characters")
-    return value
 
 
 class Bridge:
@@ -470,8 +304,8 @@ class Bridge:
             raise invalid("'limit' must be an integer 1-5000") from None
         if not 1 <= limit <= 5000:
             raise invalid("'limit' must be an integer 1-5000")
-        end = _epoch(params.get("to"), "to", now)
-        start = _epoch(params.get("from"), "from", end - limit * period)
+        end = epoch_param(params.get("to"), "to", now)
+        start = epoch_param(params.get("from"), "from", end - limit * period)
         if start > end:
             raise invalid("'from' must not be after 'to'")
         bars = self.market.bars(sym, period, start, end, limit=limit)
@@ -512,13 +346,13 @@ class Bridge:
         kind = body.get("type")
         if kind not in ORDER_TYPES:
             raise invalid(f"'type' must be one of {', '.join(ORDER_TYPES)}")
-        volume = _volume(body, required=True)
-        sl = _number(body, "sl", default=0.0)
-        tp = _number(body, "tp", default=0.0)
-        comment = _comment(body)
+        volume = volume_field(body, required=True)
+        sl = number_field(body, "sl", default=0.0)
+        tp = number_field(body, "tp", default=0.0)
+        comment = comment_field(body)
         price = 0.0
         if ORDER_TYPES[kind] > SELL:
-            price = _number(body, "price", lo=1e-9)
+            price = number_field(body, "price", lo=1e-9)
         elif body.get("price") not in (None, 0):
             raise invalid("'price' is for pending orders; a market order fills at bid/ask")
         task = self._new_task(login, "open", request_id, now)
@@ -544,7 +378,7 @@ class Bridge:
             raise BridgeError("NotFound", f"no open position or order #{ticket} on {login}")
         task = self._new_task(login, "close", request_id, now)
         task.ticket = ticket
-        task.volume = _volume(body, required=False)
+        task.volume = volume_field(body, required=False)
         return task
 
     def task_of(self, login: int, task_id: str) -> Task:
@@ -565,17 +399,17 @@ class Bridge:
             raise BridgeError("TaskConflict", f"task {task.id} is already {task.status}; only "
                               "a queued task can be modified")
         if "volume" in body:
-            task.volume = _volume(body, required=task.action == "open")
+            task.volume = volume_field(body, required=task.action == "open")
         if "sl" in body:
-            task.sl = _number(body, "sl")
+            task.sl = number_field(body, "sl")
         if "tp" in body:
-            task.tp = _number(body, "tp")
+            task.tp = number_field(body, "tp")
         if "comment" in body:
-            task.comment = _comment(body)
+            task.comment = comment_field(body)
         if "price" in body:
             if ORDER_TYPES[task.type] <= SELL:
                 raise invalid("'price' is for pending orders; a market order fills at bid/ask")
-            task.price = _number(body, "price", lo=1e-9)
+            task.price = number_field(body, "price", lo=1e-9)
         return task
 
     def execute(self, task_id: str, now: float | None = None) -> Task | None:
@@ -646,39 +480,3 @@ class Bridge:
             "sessions": sum(1 for s in self.sessions.values()
                             if s.login == login and not s.released and s.expires > time.time()),
         }
-
-
-LATEST = 4_102_444_800.0  # 2100-01-01: beyond it a date is a typo, not a question
-
-
-def _epoch(value: str | None, name: str, default: float) -> float:
-    """``from``/``to``: unix seconds or ISO-8601; absent → ``default``."""
-    if value is None or value == "":
-        return default
-    try:
-        parsed: float | None = float(value)
-    except ValueError:
-        try:
-            parsed = parse_time(value, name)
-        except ApiFail as exc:
-            raise invalid(exc.message) from None
-    if parsed is None:
-        return default
-    if not math.isfinite(parsed) or not 0 <= parsed <= LATEST:
-        raise invalid(f"'{name}' must be a time between 1970 and 2100, got {value!r}")
-    return parsed
-
-
-__all__ = [
-    "BASE_PATH",
-    "DEFAULT_API_KEY",
-    "DEFAULT_LOGINS",
-    "DEFAULT_PASSWORD",
-    "DEFAULT_SERVER",
-    "Bridge",
-    "BridgeError",
-    "Session",
-    "Task",
-    "check_request_id",
-    "fingerprint",
-]

@@ -1,12 +1,14 @@
-"""Render simulator state as the vendor's v2 DTOs (camelCase, enum names, ISO dates)."""
+"""The MT4 records as the vendor's v2 DTOs (camelCase, enum names, ISO dates), and a user DTO
+patch applied back onto an account."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .market import PERIODS, SYMBOL_GROUPS, TRADE_COMMANDS, Group, Symbol
-from .state import Account, MT4Platform, Trade
-from .wire import encode, flags_to_str, iso
+from ..market import SYMBOL_GROUPS, TRADE_COMMANDS, Group, Symbol
+from ..wire import encode, flags_to_str, iso, mt4_error, validation
+from .platform import MT4Platform
+from .records import Account, Trade
 
 GROUP_RIGHTS = [
     ("Signals", 0x1),
@@ -342,18 +344,64 @@ def chart_bars(rows: list[tuple]) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = [
-    "PERIODS",
-    "chart_bars",
-    "group_dict",
-    "margin_bytes",
-    "margin_dict",
-    "symbol_config",
-    "symbol_groups",
-    "symbol_info",
-    "tick_info",
-    "trade_bytes",
-    "trade_dict",
-    "user_bytes",
-    "user_dict",
-]
+# ------------------------------------------------------------------------------ user patches
+
+USER_STR_FIELDS = {
+    "name": "name",
+    "externalId": "external_id",
+    "status": "status",
+    "country": "country",
+    "city": "city",
+    "state": "state",
+    "zipCode": "zip_code",
+    "address": "address",
+    "leadSource": "lead_source",
+    "phone": "phone",
+    "email": "email",
+    "comment": "comment",
+}
+USER_INT_FIELDS = {
+    "leverage": "leverage",
+    "agentAccount": "agent",
+    "enableFlags": "enable_flags",
+    "sendReports": "send_reports",
+    "mqid": "mqid",
+    "userColor": "color",
+}
+USER_FLOAT_FIELDS = {
+    "interestRate": "interest_rate",
+    "taxes": "taxes",
+    "balance": "balance",
+    "credit": "credit",
+}
+
+
+def apply_user_fields(p: MT4Platform, acc: Account, body: dict[str, Any], *, money: bool) -> None:
+    for key, value in body.items():
+        if key == "group":
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise validation("'group' must be a string")
+            acc.group = p.group(value) if value in p.groups else _bad_group(value)
+        elif key in USER_STR_FIELDS:
+            if value is not None and not isinstance(value, str):
+                raise validation(f"'{key}' must be a string")
+            setattr(acc, USER_STR_FIELDS[key], value)
+        elif key in USER_INT_FIELDS:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise validation(f"'{key}' must be an integer")
+            if key == "leverage" and value < 1:
+                raise mt4_error("InvalidData", "Leverage must be positive")
+            setattr(acc, USER_INT_FIELDS[key], value)
+        elif key in USER_FLOAT_FIELDS:
+            if key in ("balance", "credit") and not money:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise validation(f"'{key}' must be a number")
+            setattr(acc, USER_FLOAT_FIELDS[key], round(float(value), 2))
+        # unknown keys (and login) are ignored, as the merge-patch contract says
+
+
+def _bad_group(name: str) -> Any:
+    raise mt4_error("InvalidData", f"Group '{name}' does not exist")

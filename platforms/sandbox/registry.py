@@ -68,11 +68,6 @@ class Op:
     sidecar: bool
     handler: Handler
 
-    @property
-    def fails_as_timeout(self) -> bool:
-        """Reads and history/report kinds fail as Timeout; others as OutcomeUnknown."""
-        return not self.write
-
 
 REGISTRY: dict[tuple[str, str, str], Op] = {}
 

@@ -1,10 +1,8 @@
-"""The simulated MT4 platform: accounts, open/pending trades, history, margin, stop-outs, sync.
+"""The simulated MT4 server: margin and stop-outs, trade changes, history, users and syncs.
 
-Compact by design so ``--users 100000`` builds in seconds: ``__slots__`` records, encoded user
-JSON cached per account, closed-trade history derived lazily from (seed, login), equity and
-margin computed on demand (cached per market tick; the encoded ``MarginsGet`` record cached per
-account until its figures change), a chunked per-tick risk sweep, and a change log that answers
-syncs from what changed rather than from a scan of every record.
+Equity and margin are computed on demand (cached per market tick), the risk sweep goes over a
+chunk of accounts per tick, and syncs ("changed since T") read the records' change log. Its
+accounts and their history come from :mod:`.generation`; its records are in :mod:`.records`.
 """
 
 from __future__ import annotations
@@ -12,18 +10,14 @@ from __future__ import annotations
 import bisect
 import collections
 import fnmatch
-import random
 import time
-import weakref
 from collections.abc import Iterable, Iterator
-from typing import Any
 
-from .market import (
+from ..market import (
     BALANCE,
     BUY,
     BUY_LIMIT,
     BUY_STOP,
-    CREDIT,
     SELL,
     SELL_LIMIT,
     SELL_STOP,
@@ -32,285 +26,27 @@ from .market import (
     Symbol,
     default_groups,
 )
-from .wire import ApiFail, iso, mt4_error, not_found
-
-FIRST_LOGIN = 100001
-HIST_BASE = 1_000_000  # historic tickets: HIST_BASE + index*HIST_SLOTS + k
-HIST_SLOTS = 40
-OPEN_BASE = 10_000_000
-DAY = 86400
-
-#: Records modified at or after this time (the process start) are remembered in
-#: :data:`_CHANGED_ACCOUNTS` / :data:`_CHANGED_TRADES` by their ``mtime`` setters; generated
-#: and derived records carry earlier times. A sync ("changed since T") with T at or after it
-#: reads those sets, in proportion to what changed since the start, instead of scanning every
-#: account, open trade and closed trade.
-CHANGE_LOG_FROM = time.time()
-_CHANGED_ACCOUNTS: weakref.WeakSet[Account] = weakref.WeakSet()
-_CHANGED_TRADES: weakref.WeakSet[Trade] = weakref.WeakSet()
-
-
-class _ChangeLogged:
-    """An ``mtime`` attribute whose every setting after :data:`CHANGE_LOG_FROM` puts its record
-    in ``log``, so the sync reads pick changed records from the log instead of scanning all."""
-
-    def __init__(self, log: weakref.WeakSet) -> None:
-        self.log = log
-
-    def __get__(self, record: Any, owner: type | None = None) -> Any:
-        return self if record is None else record._mtime
-
-    def __set__(self, record: Any, value: float) -> None:
-        record._mtime = value
-        if value >= CHANGE_LOG_FROM:
-            self.log.add(record)
-
-# TradeRecordState / reason / activation indices
-OPEN_NORMAL, CLOSED_NORMAL, CLOSED_PART, DELETED = (
-    "OpenNormal",
-    "ClosedNormal",
-    "ClosedPart",
-    "Deleted",
+from ..wire import mt4_error, not_found
+from .generation import (
+    FIRST_LOGIN,
+    OPEN_BASE,
+    default_plugins,
+    derived_history,
+    generate_accounts,
+    historic_login,
+    sample_online,
 )
-
-FIRST_NAMES = [
-    "Anna",
-    "Ben",
-    "Carla",
-    "David",
-    "Elena",
-    "Farid",
-    "Grace",
-    "Hiro",
-    "Ines",
-    "Jonas",
-    "Kira",
-    "Liam",
-    "Maya",
-    "Nikolai",
-    "Olga",
-    "Pavel",
-    "Quinn",
-    "Rosa",
-    "Sven",
-    "Tariq",
-    "Uma",
-    "Viktor",
-    "Wen",
-    "Ximena",
-    "Yusuf",
-    "Zoe",
-]
-LAST_NAMES = [
-    "Adams",
-    "Becker",
-    "Costa",
-    "Dubois",
-    "Evans",
-    "Fischer",
-    "Garcia",
-    "Hansen",
-    "Ivanov",
-    "Jensen",
-    "Kowalski",
-    "Lopez",
-    "Muller",
-    "Novak",
-    "Olsen",
-    "Petrov",
-    "Rossi",
-    "Schmidt",
-    "Tanaka",
-    "Weber",
-    "Yilmaz",
-    "Zhang",
-]
-COUNTRIES = [
-    ("Germany", "Berlin"),
-    ("France", "Paris"),
-    ("Spain", "Madrid"),
-    ("Italy", "Milan"),
-    ("Poland", "Warsaw"),
-    ("Cyprus", "Limassol"),
-    ("United Kingdom", "London"),
-    ("Netherlands", "Amsterdam"),
-    ("Sweden", "Stockholm"),
-    ("Japan", "Tokyo"),
-]
-
-
-class Trade:
-    __slots__ = (
-        "__weakref__",
-        "_mtime",
-        "activation",
-        "close_price",
-        "close_time",
-        "cmd",
-        "comment",
-        "commission",
-        "expiration",
-        "login",
-        "magic",
-        "margin_rate",
-        "open_price",
-        "open_time",
-        "profit",
-        "reason",
-        "sl",
-        "state",
-        "storage",
-        "sym",
-        "ticket",
-        "tp",
-        "volume",
-    )
-
-    def __init__(
-        self,
-        ticket: int,
-        login: int,
-        sym: Symbol | None,
-        cmd: int,
-        volume: int,
-        open_price: float,
-        open_time: float,
-        comment: str = "",
-        reason: str = "Dealer",
-    ) -> None:
-        self.ticket = ticket
-        self.login = login
-        self.sym = sym
-        self.cmd = cmd
-        self.volume = volume
-        self.open_price = open_price
-        self.sl = 0.0
-        self.tp = 0.0
-        self.open_time = open_time
-        self.close_time = 0.0
-        self.close_price = 0.0
-        self.commission = 0.0
-        self.storage = 0.0
-        self.profit = 0.0
-        self.comment = comment
-        self.state = OPEN_NORMAL
-        self.reason = reason
-        self.activation = "None"
-        self.mtime = open_time
-        self.expiration = 0.0
-        self.magic = 0
-        self.margin_rate = 1.0
-
-    @property
-    def is_open(self) -> bool:
-        return self.state == OPEN_NORMAL
-
-    #: Last modification (server seconds): what ``TradesSyncStart`` selects by.
-    mtime = _ChangeLogged(_CHANGED_TRADES)
-
-
-class Account:
-    __slots__ = (
-        "__weakref__",
-        "_mtime",
-        "address",
-        "agent",
-        "balance",
-        "calc",
-        "calc_tick",
-        "city",
-        "closed",
-        "color",
-        "comment",
-        "country",
-        "credit",
-        "email",
-        "enable_flags",
-        "external_id",
-        "group",
-        "history",
-        "init_balance",
-        "interest_rate",
-        "investor",
-        "json",
-        "last_ip",
-        "last_time",
-        "lead_source",
-        "level_type",
-        "leverage",
-        "login",
-        "margin_basis",
-        "margin_json",
-        "margin_updated",
-        "mqid",
-        "name",
-        "open",
-        "password",
-        "phone",
-        "prev_balance",
-        "prev_equity",
-        "reg_time",
-        "send_reports",
-        "state",
-        "status",
-        "taxes",
-        "zip_code",
-    )
-
-    def __init__(self, login: int, group: Group) -> None:
-        self.login = login
-        self.group = group
-        self.name = ""
-        self.email = None
-        self.country = None
-        self.city = None
-        self.phone = None
-        self.comment = None
-        self.status = "RE"
-        self.leverage = group.leverage
-        self.balance = 0.0
-        self.credit = 0.0
-        self.init_balance = 0.0
-        self.reg_time = 0.0
-        self.last_time = 0.0
-        self.enable_flags = 0x03
-        self.agent = 0
-        self.mtime = 0.0
-        self.open: list[Trade] = []
-        self.closed: list[Trade] = []
-        self.json: bytes | None = None
-        self.password = f"Pass{login}"
-        self.investor = f"Inv{login}"
-        self.lead_source = None
-        self.external_id = None
-        self.zip_code = None
-        self.state = None
-        self.address = None
-        self.send_reports = 1
-        self.mqid = 0
-        self.color = 0
-        self.interest_rate = 0.0
-        self.taxes = 0.0
-        self.history = False  # has a lazily derived closed-trade history
-        self.calc: tuple[float, float, float] | None = None  # (floating, margin, volume)
-        self.calc_tick = -1
-        self.level_type = "Ok"
-        self.prev_balance = 0.0
-        self.prev_equity = 0.0
-        self.last_ip = 0
-        # MarginsGet's cached answer (see dto.margin_bytes): the inputs it was computed
-        # from, its encoding and when those figures last changed.
-        self.margin_basis: tuple | None = None
-        self.margin_json: bytes | None = None
-        self.margin_updated = 0
-
-    #: Last modification of the user record: what ``UsersSyncStart`` selects by.
-    mtime = _ChangeLogged(_CHANGED_ACCOUNTS)
-
-    def touch(self, now: float) -> None:
-        self.mtime = now
-        self.json = None
-        self.calc_tick = -1
+from .records import (
+    CHANGE_LOG_FROM,
+    CHANGED_ACCOUNTS,
+    CHANGED_TRADES,
+    CLOSED_NORMAL,
+    CLOSED_PART,
+    DELETED,
+    TRADE_NAMES,
+    Account,
+    Trade,
+)
 
 
 class MT4Platform:
@@ -319,7 +55,6 @@ class MT4Platform:
     def __init__(self, seed: int, users: int, market: Market, *, now: float | None = None) -> None:
         self.seed = seed
         self.market = market
-        self.anchor = market.anchor
         self.groups: dict[str, Group] = {g.name: g for g in default_groups()}
         self.group_names = sorted(self.groups)
         self.accounts: dict[int, Account] = {}
@@ -336,101 +71,20 @@ class MT4Platform:
         self.trades_sync: list[bytes] | None = None
         self.mails: list[dict] = []
         self.news: list[dict] = []
-        self.plugins = _default_plugins()
-        self.hist_logins_end = FIRST_LOGIN  # logins below this have derived history
-        self._render_user = None  # set by dto module
+        self.plugins = default_plugins()
         self.created = now or time.time()
-        self.generate(users, self.created)
+        self._populate(users, self.created)
 
-    # ------------------------------------------------------------------ generation
-    def generate(self, users: int, now: float) -> None:
-        rng = random.Random(self.seed)
-        market = self.market
-        syms = list(market.symbols.values())
-        sym_weights = [14, 10, 9, 5, 6, 5, 4, 10, 3, 4, 5, 4]
+    def _populate(self, users: int, now: float) -> None:
         groups = [self.groups[n] for n in self.group_names]
-        gweights = [g.weight for g in groups]
-        anchor = self.anchor
-        choices = rng.choices
-        rnd = rng.random
-        for i in range(users):
-            login = FIRST_LOGIN + i
-            group = choices(groups, gweights)[0]
-            acc = Account(login, group)
-            first = FIRST_NAMES[int(rnd() * len(FIRST_NAMES))]
-            last = LAST_NAMES[int(rnd() * len(LAST_NAMES))]
-            acc.name = f"{first} {last}"
-            acc.email = f"{first.lower()}.{last.lower()}{login}@example.com"
-            acc.country, acc.city = COUNTRIES[int(rnd() * len(COUNTRIES))]
-            acc.phone = f"+4930{login:07d}"
-            acc.reg_time = float(int(anchor - 180 * DAY - rnd() * 900 * DAY))
-            acc.last_time = float(int(anchor - rnd() * 5 * DAY))
-            acc.mtime = acc.reg_time
-            acc.history = True
-            balance = round(group.deposit * (0.3 + 3.0 * rnd() ** 2), 2)
-            acc.credit = round(balance * 0.1, 2) if rnd() < 0.1 else 0.0
-            ntr = choices((0, 1, 2, 3, 4, 5, 6), (6, 12, 18, 24, 18, 12, 10))[0]
-            near = rnd() < 0.06
-            usage = 0.05 + 0.35 * rnd()
-            margin_total = 0.0
-            floating = 0.0
-            for _ in range(ntr):
-                sym = choices(syms, sym_weights)[0]
-                r = rnd()
-                cmd = BUY if r < 0.45 else SELL if r < 0.88 else BUY_LIMIT + int(rnd() * 4)
-                drift = (rnd() - 0.5) * 0.006
-                price = round(sym.mid * (1 + drift), sym.digits)
-                if cmd in (BUY_LIMIT, SELL_STOP):
-                    price = round(sym.bid * (1 - 0.002 - rnd() * 0.01), sym.digits)
-                elif cmd in (SELL_LIMIT, BUY_STOP):
-                    price = round(sym.ask * (1 + 0.002 + rnd() * 0.01), sym.digits)
-                m1 = market.trade_margin(sym, BUY, 100, sym.mid, acc.leverage, group.currency)
-                want = balance * usage / max(ntr, 1)
-                volume = max(1, min(10000, int(want / m1 * 100))) if m1 > 0 else 10
-                t = Trade(
-                    self.next_ticket,
-                    login,
-                    sym,
-                    cmd,
-                    volume,
-                    price,
-                    float(int(anchor - rnd() * 10 * DAY)),
-                    reason="Client",
-                )
-                t.reason = "Client"
-                t.mtime = t.open_time
-                self.next_ticket += 1
-                if cmd <= SELL:
-                    t.storage = round(-rnd() * volume * 0.05, 2)
-                    margin_total += market.trade_margin(
-                        sym, cmd, volume, price, acc.leverage, group.currency
-                    )
-                    floating += (
-                        market.trade_profit(sym, cmd, volume, price, group.currency) + t.storage
-                    )
-                acc.open.append(t)
+        for acc in generate_accounts(self.seed, users, self.market, groups, self.next_ticket):
+            self.accounts[acc.login] = acc
+            self.logins.append(acc.login)
+            for t in acc.open:
                 self.trades[t.ticket] = t
                 self.tickets.append(t.ticket)
-            if near and margin_total > 0:
-                target = group.stop_out * 1.25 + rnd() * (
-                    group.margin_call * 1.4 - group.stop_out * 1.25
-                )
-                equity = margin_total * target / 100.0
-                acc.credit = 0.0
-                balance = round(max(equity - floating, 10.0), 2)
-            acc.balance = balance
-            acc.init_balance = balance
-            acc.prev_balance = balance
-            acc.prev_equity = round(balance + acc.credit + floating, 2)
-            self.accounts[login] = acc
-            self.logins.append(login)
-        self.hist_logins_end = FIRST_LOGIN + users
-        online_rng = random.Random(self.seed * 31 + 5)
-        self.online = (
-            sorted(online_rng.sample(self.logins, k=min(len(self.logins), max(1, users // 10))))
-            if users
-            else []
-        )
+        self.next_ticket += len(self.tickets)
+        self.online = sample_online(self.seed, self.logins)
         for login in self.online[:200]:
             self.log(
                 now - 60,
@@ -808,78 +462,11 @@ class MT4Platform:
         return t
 
     # ------------------------------------------------------------------ history
-    def derived_history(self, acc: Account) -> list[Trade]:
-        """The account's historic closed trades and deposit, derived from (seed, login)."""
-        if not acc.history:
-            return []
-        login = acc.login
-        rng = random.Random(self.seed * 1_000_003 + login)
-        syms = list(self.market.symbols.values())
-        count = 10 + int(rng.random() * 21)
-        base = HIST_BASE + (login - FIRST_LOGIN) * HIST_SLOTS
-        start = acc.reg_time
-        span = max(self.anchor - 12 * DAY - start, DAY)
-        times = sorted(start + DAY + rng.random() * span for _ in range(count))
-        out = []
-        total = 0.0
-        ccy = acc.group.currency
-        for k, t_open in enumerate(times):
-            sym = syms[int(rng.random() * len(syms))]
-            cmd = BUY if rng.random() < 0.5 else SELL
-            volume = 1 + int(rng.random() * 200)
-            o = self.market.path_price(sym, t_open)
-            t_close = t_open + 600 + rng.random() * 3 * DAY
-            c = self.market.path_price(sym, t_close)
-            t = Trade(
-                base + 1 + k,
-                login,
-                sym,
-                cmd,
-                volume,
-                round(o, sym.digits),
-                float(int(t_open)),
-                reason="Client",
-            )
-            t.close_time = float(int(t_close))
-            t.close_price = round(c, sym.digits)
-            t.state = CLOSED_NORMAL
-            raw = (c - o) if cmd == BUY else (o - c)
-            t.profit = round(
-                self.market.static_convert(raw * sym.contract * volume / 100.0, sym.quote, ccy), 2
-            )
-            # keep history plausible: cap a single trade's result
-            cap = acc.init_balance * 0.1 + 50
-            t.profit = max(-cap, min(cap, t.profit))
-            t.storage = round(-rng.random() * volume * 0.03, 2)
-            t.commission = round(-volume * 0.07, 2)
-            t.mtime = t.close_time
-            total += t.profit + t.storage + t.commission
-            out.append(t)
-        # the opening deposit (and a withdrawal when history was profitable) reconcile the
-        # history with the generated starting balance: sum of all records == init_balance
-        first = round(acc.init_balance - min(total, 0.0), 2)
-        deposit = Trade(base, login, None, BALANCE, 0, 0.0, start, comment="Deposit")
-        deposit.profit = first
-        deposit.close_time = start
-        deposit.state = CLOSED_NORMAL
-        deposit.mtime = start
-        rows = [deposit, *out]
-        if total > 0:
-            when = float(int(self.anchor - 11 * DAY))
-            wd = Trade(
-                base + HIST_SLOTS - 1, login, None, BALANCE, 0, 0.0, when, comment="Withdrawal"
-            )
-            wd.profit = round(-total, 2)
-            wd.close_time = when
-            wd.state = CLOSED_NORMAL
-            wd.mtime = when
-            rows.append(wd)
-        return rows
-
     def history(self, acc: Account, t_from: float | None, t_to: float | None) -> list[Trade]:
         lo = t_from if t_from is not None else float("-inf")
         hi = t_to if t_to is not None else float("inf")
-        rows = [t for t in self.derived_history(acc) + acc.closed if lo <= t.close_time <= hi]
+        derived = derived_history(self.seed, self.market, acc)
+        rows = [t for t in derived + acc.closed if lo <= t.close_time <= hi]
         rows.sort(key=lambda t: t.ticket)
         return rows
 
@@ -887,11 +474,11 @@ class MT4Platform:
         t = self.trades.get(ticket) or self.closed_index.get(ticket)
         if t is not None:
             return t
-        if HIST_BASE <= ticket < OPEN_BASE:
-            login = FIRST_LOGIN + (ticket - HIST_BASE) // HIST_SLOTS
+        login = historic_login(ticket)
+        if login is not None:
             acc = self.accounts.get(login)
             if acc is not None:
-                for h in self.derived_history(acc):
+                for h in derived_history(self.seed, self.market, acc):
                     if h.ticket == ticket:
                         return h
         return None
@@ -937,7 +524,7 @@ class MT4Platform:
         if scan or since < CHANGE_LOG_FROM:
             candidates: Iterable[Trade] = [*self.trades.values(), *self.closed_index.values()]
         else:
-            candidates = [t for t in list(_CHANGED_TRADES)
+            candidates = [t for t in list(CHANGED_TRADES)
                           if self.trades.get(t.ticket) is t
                           or self.closed_index.get(t.ticket) is t]
         rows = [t for t in candidates if t.mtime >= since]
@@ -948,56 +535,7 @@ class MT4Platform:
         """Accounts modified at/after ``since``, by login (change log as for trades)."""
         if scan or since < CHANGE_LOG_FROM:
             return [a for a in self.iter_accounts() if a.mtime >= since]
-        rows = [a for a in list(_CHANGED_ACCOUNTS)
+        rows = [a for a in list(CHANGED_ACCOUNTS)
                 if a.mtime >= since and self.accounts.get(a.login) is a]
         rows.sort(key=lambda a: a.login)
         return rows
-
-
-TRADE_NAMES = [
-    "buy",
-    "sell",
-    "buy limit",
-    "sell limit",
-    "buy stop",
-    "sell stop",
-    "balance",
-    "credit",
-]
-
-
-def _default_plugins() -> list[dict]:
-    return [
-        {
-            "plugin": {
-                "file": "mtwebapi.dll",
-                "name": "CPlugin WebAPI",
-                "version": 2,
-                "copyright": "CPlugin",
-                "enabled": 1,
-                "configurable": 1,
-                "managerAccess": 1,
-            },
-            "params": [{"name": "Port", "value": "8443"}, {"name": "LogLevel", "value": "info"}],
-        },
-        {
-            "plugin": {
-                "file": "riskguard.dll",
-                "name": "Risk Guard",
-                "version": 5,
-                "copyright": "Sandbox",
-                "enabled": 1,
-                "configurable": 1,
-                "managerAccess": 0,
-            },
-            "params": [{"name": "MaxLots", "value": "50"}],
-        },
-    ]
-
-
-def fail_if(cond: bool, fail: ApiFail) -> None:
-    if cond:
-        raise fail
-
-
-__all__ = ["CREDIT", "SELL_STOP", "Account", "MT4Platform", "Trade", "iso"]

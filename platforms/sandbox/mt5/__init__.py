@@ -1,0 +1,1 @@
+"""The simulated MT5 server and its v2 operations."""
