@@ -4,18 +4,11 @@ client's error classes. Sending itself is :mod:`platforms.transport.core`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
-from platforms.transport import (
-    CircuitBreaker,
-    FailureKinds,
-    RetryPolicy,
-    TransportCore,
-    breaker_for,
-    retry_kwargs,
-)
+from platforms import transport
 
 from .auth import ClientCredentialsAuth
 from .config import PlatformConfig
@@ -27,54 +20,46 @@ from .retry import should_retry
 __all__ = ["ClientCore"]
 
 
-class ClientCore(TransportCore[PreparedCall]):
+class ClientCore(transport.TransportCore[PreparedCall]):
     """Base of :class:`ManagerClient` and :class:`AsyncManagerClient`.
 
     Takes the platform's ``config`` and, optionally, ``breaker`` / ``sidecar_breaker`` (by
-    default the process-wide ones), ``retry``, ``auth``, ``transport`` (an httpx transport of
-    the client's flavour) and ``event_hooks``.
+    default the process-wide ones), ``auth``, and the transport's options (``retry``,
+    ``transport``, ``event_hooks``: :class:`~platforms.transport.TransportOptions`).
     """
 
-    failures = FailureKinds(
-        nothing_sent=ConnectionNotMade,
-        maybe_sent=TransportError,
-        write_maybe_sent=WriteTransportError,
-        circuit_open=CircuitOpen,
-        write_note="; the write may or may not have been applied",
-    )
+    failures = transport.FailureKinds(
+        ConnectionNotMade, TransportError, WriteTransportError, CircuitOpen,
+        write_note="; the write may or may not have been applied")
     user_agent = "broker-dashboard-manager-client/1"
 
     def __init__(
         self,
         config: PlatformConfig,
         *,
-        breaker: CircuitBreaker | None = None,
-        sidecar_breaker: CircuitBreaker | None = None,
-        event_hooks: Any = None,
-        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        breaker: transport.CircuitBreaker | None = None,
+        sidecar_breaker: transport.CircuitBreaker | None = None,
         auth: httpx.Auth | None = None,
+        **options: Unpack[transport.TransportOptions],
     ) -> None:
         self.config = config
-        breaker = breaker if breaker is not None else breaker_for(config.platform_id)
+        breaker = breaker if breaker is not None else transport.breaker_for(config.platform_id)
         # The x86 sidecar is a separate process: its outage must not stop the main API.
         # Without a sidecar URL both share one host, hence one breaker.
         if sidecar_breaker is None:
             sidecar_breaker = (
-                breaker_for(f"{config.platform_id}/sidecar")
+                transport.breaker_for(f"{config.platform_id}/sidecar")
                 if config.sidecar_base_url and config.sidecar_base_url != config.api_base_url
                 else breaker
             )
         self.sidecar_breaker = sidecar_breaker
         super().__init__(
             breaker=breaker,
-            retry=retry,
             auth=auth if auth is not None else ClientCredentialsAuth(config),
             max_connections=config.max_connections,
             timeout=30.0,
             connect_timeout=config.connect_timeout,
-            transport=transport,
-            event_hooks=event_hooks,
+            **options,
         )
         self.mt4 = MT4Namespace(self)
         self.mt5 = MT5Namespace(self)
@@ -96,12 +81,12 @@ class ClientCore(TransportCore[PreparedCall]):
         raise NotImplementedError  # pragma: no cover - overridden
 
     # ------------------------------------------------------------------ the transport's hooks
-    def _breaker_of(self, call: PreparedCall) -> CircuitBreaker:
+    def _breaker_of(self, call: PreparedCall) -> transport.CircuitBreaker:
         return self.sidecar_breaker if call.op.sidecar else self.breaker
 
     def _retry_kwargs(self, call: PreparedCall) -> dict:
         op, policy = call.op, self.retry_policy
-        return retry_kwargs(op.name, policy, lambda exc: should_retry(exc, op, policy))
+        return transport.retry_kwargs(op.name, policy, lambda exc: should_retry(exc, op, policy))
 
     def _interpret(self, call: PreparedCall, status: int, headers: httpx.Headers,
                    content: bytes | bytearray) -> Any:

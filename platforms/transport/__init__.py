@@ -25,6 +25,7 @@ from .core import (
     FailureKinds,
     SyncTransport,
     TransportCore,
+    TransportOptions,
     request_url,
 )
 from .errors import (
@@ -54,6 +55,7 @@ __all__ = [
     "SyncTransport",
     "TransportCore",
     "TransportFailure",
+    "TransportOptions",
     "UpstreamDown",
     "breaker_for",
     "configure_breakers",

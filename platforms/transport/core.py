@@ -14,7 +14,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar
 
 import httpx
 import tenacity
@@ -31,6 +31,7 @@ __all__ = [
     "FailureKinds",
     "SyncTransport",
     "TransportCore",
+    "TransportOptions",
     "request_url",
 ]
 
@@ -140,6 +141,17 @@ class FailureKinds:
     quote_detail: bool = True
 
 
+class TransportOptions(TypedDict, total=False):
+    """What every client's caller may pass through to the transport."""
+
+    #: Backoff of the retries (default :class:`RetryPolicy()`); which failures: the wire's.
+    retry: RetryPolicy | None
+    #: An httpx transport of the client's flavour (``BaseTransport`` / ``AsyncBaseTransport``).
+    transport: Any
+    #: httpx event hooks (async callables for the async flavour).
+    event_hooks: Mapping[str, list[Callable]] | None
+
+
 class TransportCore(Generic[C]):
     """Shared state and rules of both flavours; a client's core adds its wire to it."""
 
@@ -150,11 +162,11 @@ class TransportCore(Generic[C]):
         self,
         *,
         breaker: CircuitBreaker,
-        retry: RetryPolicy | None,
         auth: httpx.Auth,
         max_connections: int,
         timeout: float,
         connect_timeout: float,
+        retry: RetryPolicy | None = None,
         transport: Any = None,
         event_hooks: Mapping[str, list[Callable]] | None = None,
     ) -> None:

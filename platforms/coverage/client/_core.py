@@ -11,20 +11,13 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import httpx
 import msgspec
 
-from platforms.transport import (
-    CircuitBreaker,
-    FailureKinds,
-    RetryPolicy,
-    TransportCore,
-    breaker_for,
-    retry_kwargs,
-)
+from platforms import transport
 
 from . import records as r
 from .auth import SESSION_PATH, BridgeSessionAuth
@@ -141,43 +134,29 @@ def _server_delay(exc: BaseException) -> float | None:
     return exc.retry_after if isinstance(exc, RateLimited) else None
 
 
-class BridgeCore(TransportCore[PreparedCall]):
+class BridgeCore(transport.TransportCore[PreparedCall]):
     """The bridge's wire on the transport core; base of :class:`BridgeClient` and
     :class:`AsyncBridgeClient`."""
 
     auth: BridgeSessionAuth
 
-    failures = FailureKinds(
-        nothing_sent=ConnectionNotMade,
-        maybe_sent=TransportError,
-        write_maybe_sent=WriteOutcomeUnknown,
-        circuit_open=CircuitOpen,
-        write_note="; the write may or may not have created a task",
-        quote_detail=False,  # httpx's text may name a URL, and some carry the session id
-    )
+    # httpx's text of a lost connection is not quoted: it may name a URL holding a session id.
+    failures = transport.FailureKinds(
+        ConnectionNotMade, TransportError, WriteOutcomeUnknown, CircuitOpen,
+        write_note="; the write may or may not have created a task", quote_detail=False)
     user_agent = "broker-dashboard-bridge-client/1"
 
-    def __init__(
-        self,
-        config: BridgeConfig,
-        *,
-        breaker: CircuitBreaker | None = None,
-        retry: RetryPolicy | None = None,
-        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
-        event_hooks: dict[str, list] | None = None,
-    ) -> None:
+    def __init__(self, config: BridgeConfig, *, breaker: transport.CircuitBreaker | None = None,
+                 **options: Unpack[transport.TransportOptions]) -> None:
+        """``breaker``: by default the process-wide one of ``config.target``."""
         self.config = config
-        super().__init__(
-            breaker=breaker if breaker is not None else breaker_for(config.target),
-            retry=retry,
-            auth=BridgeSessionAuth(config),
-            max_connections=config.max_connections,
-            timeout=config.timeout,
-            connect_timeout=config.connect_timeout,
-            transport=transport,
-            event_hooks=event_hooks,
-        )
         self._host = httpx.URL(config.base_url).host
+        if breaker is None:
+            breaker = transport.breaker_for(config.target)
+        super().__init__(breaker=breaker,
+                         auth=BridgeSessionAuth(config), max_connections=config.max_connections,
+                         timeout=config.timeout, connect_timeout=config.connect_timeout,
+                         **options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.config.target})"
@@ -232,7 +211,7 @@ class BridgeCore(TransportCore[PreparedCall]):
 
     def _retry_kwargs(self, call: PreparedCall) -> dict:
         endpoint = call.endpoint
-        return retry_kwargs(
+        return transport.retry_kwargs(
             endpoint.name, self.retry_policy,
             lambda exc: should_retry(exc, endpoint, self.config),
             server_delay=_server_delay,
