@@ -441,6 +441,7 @@ def interpret(call: PreparedCall, status: int, headers: Mapping[str, str],
             activity_id=activity_id,
         )
     if op.is_write:
+        assert call.idempotency_key is not None, "prepare() gives every write its key"
         return WriteResult(data=data, activity_id=activity_id, idempotency_key=call.idempotency_key)
     return data
 

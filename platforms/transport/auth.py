@@ -79,11 +79,6 @@ class RefreshingAuth(httpx.Auth):
             return credential
         return None
 
-    def _stale(self, used: Credential) -> bool:
-        """Nobody has renewed the credential since ``used`` was sent."""
-        current = self._credential
-        return current is None or current.generation == used.generation
-
     @property
     def expires_in(self) -> float:
         credential = self._credential
@@ -123,10 +118,11 @@ class RefreshingAuth(httpx.Auth):
         if response.status_code != 401:
             return
         with self._thread_lock:
-            if self._stale(credential):
+            current = self._credential
+            if current is None or current.generation == credential.generation:
                 credential = yield from self._drive_sync(self._renew_flow())
-            else:
-                credential = self._credential  # type: ignore[assignment]
+            else:  # renewed by another caller meanwhile
+                credential = current
         self._stamp(request, credential)
         yield request
 
@@ -147,13 +143,14 @@ class RefreshingAuth(httpx.Auth):
         if response.status_code != 401:
             return
         async with self._loop_lock():
-            if self._stale(credential):
+            current = self._credential
+            if current is None or current.generation == credential.generation:
                 step = _Stepper(self._renew_flow())
                 while step.running:
                     step.send(await _read((yield step.request)))
                 credential = step.result
-            else:
-                credential = self._credential  # type: ignore[assignment]
+            else:  # renewed by another caller meanwhile
+                credential = current
         self._stamp(request, credential)
         yield request
 

@@ -93,11 +93,19 @@ class BodyBuffer:
 class Call(Protocol):
     """What the core needs of a wire's prepared call (reused unchanged for every attempt)."""
 
-    method: str
-    url: str
-    headers: dict[str, str]
-    content: bytes | None
-    attempts: int
+    attempts: int  # counted by the core
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def headers(self) -> dict[str, str]: ...
+
+    @property
+    def content(self) -> bytes | None: ...
 
     @property
     def operation(self) -> str: ...  # the name errors and logs carry
@@ -129,10 +137,11 @@ class FailureKinds:
     client's failure by the base (``except NothingSent``) or by the client's own class.
     """
 
-    nothing_sent: type[NothingSent]
-    maybe_sent: type[MaybeSent]
+    #: Each is called with ``message=``, ``operation=`` and the client's failure details.
+    nothing_sent: Callable[..., NothingSent]
+    maybe_sent: Callable[..., MaybeSent]
     #: A write that lost its connection after sending: its outcome is unknown.
-    write_maybe_sent: type[MaybeSent]
+    write_maybe_sent: Callable[..., MaybeSent]
     circuit_open: Callable[[str, float, str | None], CircuitOpen]
     #: Appended to a lost write's message.
     write_note: str
