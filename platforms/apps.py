@@ -9,8 +9,8 @@ class PlatformsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from platforms.client import configure_breakers
         from platforms.server.health import record_transition
+        from platforms.transport import configure_breakers
 
         # With Redis, every web and worker process sees the same circuit state per platform.
         configure_breakers(

@@ -38,8 +38,8 @@ def forget_connections(info: SandboxInfo) -> None:
     Every sandbox serves the same platform ids, and with Redis the circuit state outlives a
     test (and a run), so one test's outage must not leak into the next.
     """
-    from platforms.client import breaker_for, reset_breakers
     from platforms.connections import forget_clients
+    from platforms.transport import breaker_for, reset_breakers
 
     forget_clients()
     for platform_id in (info.mt4_id, info.mt5_id):

@@ -1,13 +1,15 @@
 """Client for the CPlugin WebAPI v2 manager API of MT4/MT5 trade servers.
 
-No Django imports: used from views, Celery tasks, Channels consumers and benchmarks.
-See ``docs/client.md``.
+Its wire only (operations, records, auth, errors) on the transport core of
+:mod:`platforms.transport`, which holds the pool, breaker registry, retry policy and the
+mapping of transport failures. No Django imports: used from views, Celery tasks, Channels
+consumers and benchmarks. See ``docs/client.md``.
 """
 
 from .aio import AsyncManagerClient
 from .auth import ClientCredentialsAuth
-from .breaker import PlatformBreaker, breaker_for, configure_breakers, reset_breakers
-from .config import PlatformConfig, RetryPolicy
+from .breaker import PlatformBreaker
+from .config import PlatformConfig
 from .errors import (
     TRANSIENT_ERRORS,
     AuthenticationFailed,
@@ -29,7 +31,7 @@ from .errors import (
     WriteInvalidResponse,
     WriteTransportError,
 )
-from .operations import MT4, MT5, Kind, Operation, Page, WriteResult
+from .protocol import MT4, MT5, Kind, Operation, Page, WriteResult
 from .records import *  # noqa: F403 - the record types are part of the public API
 from .records import Envelope, TradePlatformInfo, envelope_decoder, split_flags
 from .sync import ManagerClient
@@ -61,16 +63,12 @@ __all__ = [
     "PlatformBreaker",
     "PlatformConfig",
     "RequestTimeout",
-    "RetryPolicy",
     "TradePlatformInfo",
     "TransportError",
     "Validation",
     "WriteInvalidResponse",
     "WriteResult",
     "WriteTransportError",
-    "breaker_for",
-    "configure_breakers",
     "envelope_decoder",
-    "reset_breakers",
     "split_flags",
 ]

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["PlatformConfig", "RetryPolicy"]
+__all__ = ["PlatformConfig"]
 
 
 @dataclass(frozen=True)
@@ -54,20 +54,3 @@ class PlatformConfig:
         """Base URL of the x86-sidecar operations."""
         return self.sidecar_base_url or self.api_base_url
 
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff with jitter (see :mod:`platforms.client.retry`).
-
-    Retried: ``Busy`` (any operation — nothing was run), ``RequestTimeout`` on reads,
-    ``ConnectionNotMade`` (any operation — nothing was sent), and — only if
-    ``retry_no_connect_reads`` — ``NoConnect`` on reads.
-    """
-
-    attempts: int = 3
-    initial_wait: float = 0.2
-    max_wait: float = 2.0
-    jitter: float = 0.2
-    #: Give up retrying once this much time has passed since the first attempt.
-    total_time: float = 20.0
-    retry_no_connect_reads: bool = False

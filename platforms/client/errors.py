@@ -11,9 +11,16 @@ Two questions every caller asks are answered by properties:
 * ``is_safe_to_retry`` — repeating the request cannot apply the operation twice.
 * ``is_outcome_unknown`` — a write may or may not have been applied; repeat it only with
   the same ``Idempotency-Key`` (the server then returns the stored result) or check state.
+
+The transport's conditions also subclass the shared bases of :mod:`platforms.transport.errors`
+(``ConnectionNotMade`` is a ``NothingSent``, ``TransportError`` a ``MaybeSent``,
+``CircuitOpen`` the transport's ``CircuitOpen``), so a caller catches either upstream's
+transport failure by one base.
 """
 
 from __future__ import annotations
+
+from platforms.transport import errors as transport
 
 __all__ = [
     "AuthenticationFailed",
@@ -98,7 +105,7 @@ class ManagerApiError(Exception):
 # --------------------------------------------------------------------------- server codes
 
 
-class NoConnect(ManagerApiError):
+class NoConnect(ManagerApiError, transport.UpstreamDown):
     """The trade platform is unreachable (or its pump cache is not warmed yet)."""
 
     default_code = "NoConnect"
@@ -176,7 +183,7 @@ class Internal(ManagerApiError):
 # --------------------------------------------------------------------------- client-side
 
 
-class InvalidResponse(ManagerApiError):
+class InvalidResponse(ManagerApiError, transport.ForeignAnswer):
     """The answer was not a WebAPI v2 envelope (an HTML proxy page, a truncated body...)."""
 
     default_code = "InvalidResponse"
@@ -188,7 +195,7 @@ class WriteInvalidResponse(InvalidResponse, OutcomeUnknown):
     default_code = "InvalidResponse"
 
 
-class ConnectionNotMade(ManagerApiError):
+class ConnectionNotMade(ManagerApiError, transport.NothingSent):
     """The TCP/TLS connection could not be opened: nothing was sent, safe to retry."""
 
     default_code = "ConnectionNotMade"
@@ -198,7 +205,7 @@ class ConnectionNotMade(ManagerApiError):
         return True
 
 
-class TransportError(ManagerApiError):
+class TransportError(ManagerApiError, transport.MaybeSent):
     """The connection failed after the request was (possibly) sent: no answer was read."""
 
     default_code = "TransportError"
@@ -210,15 +217,20 @@ class WriteTransportError(TransportError, OutcomeUnknown):
     default_code = "TransportError"
 
 
-class CircuitOpen(ManagerApiError):
-    """The platform's circuit breaker is open: failing fast without touching the network."""
+class CircuitOpen(transport.CircuitOpen, ManagerApiError):
+    """The platform's circuit breaker is open: failing fast without touching the network.
+
+    The breaker raises it directly (the manager client's ``refusal``); ``platform`` is the
+    breaker's target.
+    """
 
     default_code = "CircuitOpen"
 
     def __init__(self, platform: str, retry_in: float, operation: str | None = None) -> None:
-        self.platform = platform
+        self.platform = self.target = platform
         self.retry_in = max(0.0, retry_in)
-        super().__init__(
+        ManagerApiError.__init__(  # the transport base's __init__ is for client-less use
+            self,
             message=(
                 f"platform {platform} is marked unreachable after repeated failures; "
                 f"next probe in {self.retry_in:.1f} s"

@@ -1,13 +1,13 @@
 """``client.mt4.<op>(...)`` and ``client.mt5.<op>(...)`` — one code base for both clients.
 
-Each method only maps its arguments onto an :class:`~.operations.Operation` and returns
+Each method only maps its arguments onto an :class:`~.protocol.Operation` and returns
 ``client._call(...)``. With :class:`~.sync.ManagerClient` that is the result; with
 :class:`~.aio.AsyncManagerClient` it is a coroutine to await. ``iter_*`` return an
 iterator (sync) or an async iterator (async) over every record of every page.
 
 Every method accepts ``timeout=`` (server deadline in seconds, 1-300; the default comes
 from the operation kind). Writes accept ``idempotency_key=`` (a fresh UUID4 when
-omitted) and return a :class:`~.operations.WriteResult`.
+omitted) and return a :class:`~.protocol.WriteResult`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from . import records as r
-from .operations import MT4, MT5, as_list
+from .protocol import MT4, MT5, as_list
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._core import ClientCore

@@ -11,11 +11,11 @@ import msgspec
 from django.db import transaction
 
 from platforms import audit
-from platforms.client import RetryPolicy
 from platforms.coverage.client import BridgeApiError, BridgeClient, BridgeConfig
 from platforms.coverage.models import CoverageAccount
 from platforms.models import TradePlatform
 from platforms.sandbox.process import SandboxInfo
+from platforms.transport import RetryPolicy
 
 #: An admin waiting on a button: one quick retry at most, never a long Retry-After.
 CHECK_RETRY = RetryPolicy(attempts=2, initial_wait=0.2, max_wait=1.0, total_time=5.0)

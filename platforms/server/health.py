@@ -18,11 +18,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from platforms.client import breaker_for
 from platforms.connections import ConnectionCheck, check_connection
 from platforms.mirror.models import MirrorState
 from platforms.models import TradePlatform
 from platforms.server.models import BreakerTransition, HealthSample
+from platforms.transport import breaker_for
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ from platforms.client import (
     ManagerClient,
     PlatformBreaker,
     PlatformConfig,
-    RetryPolicy,
-    reset_breakers,
 )
 from platforms.client.auth import clear_discovery_cache
+from platforms.transport import RetryPolicy, reset_breakers
 from tests.sandbox_process import SandboxInfo
 
 FAST_RETRY = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05, jitter=0.01, total_time=5)

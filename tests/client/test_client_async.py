@@ -143,6 +143,6 @@ async def test_async_large_answers_read_into_one_buffer_give_the_same_records(
     aclient: AsyncManagerClient, monkeypatch
 ):
     trades = await aclient.mt4.trades_snapshot()
-    monkeypatch.setattr("platforms.client._core.LARGE_BODY", 0)
+    monkeypatch.setattr("platforms.transport.core.LARGE_BODY", 0)
     assert await aclient.mt4.trades_snapshot() == trades
     assert await aclient.mt4.margins_get() == await aclient.mt4.margins_get()

@@ -337,7 +337,7 @@ def test_large_answers_read_into_one_buffer_give_the_same_records(
     """Every answer above ``LARGE_BODY`` (here: every answer) is streamed into one buffer
     instead of being joined from chunks; records, errors and proxy pages read the same."""
     users, trades = client.mt4.users_snapshot(), client.mt4.trades_snapshot()
-    monkeypatch.setattr("platforms.client._core.LARGE_BODY", 0)
+    monkeypatch.setattr("platforms.transport.core.LARGE_BODY", 0)
     assert client.mt4.users_snapshot() == users and client.mt4.trades_snapshot() == trades
     assert int(recorder.responses[-1].headers["content-length"]) > 100_000
     with pytest.raises(NotFound):

@@ -22,8 +22,8 @@ from platforms.client import (
     WriteInvalidResponse,
     split_flags,
 )
-from platforms.client._core import LARGE_BODY, BodyBuffer
-from platforms.client.operations import interpret, prepare
+from platforms.client.protocol import interpret, prepare
+from platforms.transport.core import LARGE_BODY, BodyBuffer
 
 PID = str(uuid.uuid4())
 CONFIG = PlatformConfig(

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from platforms.client import PlatformBreaker, RetryPolicy, reset_breakers
-from platforms.coverage.client import BridgeConfig, counts_as_failure
+from platforms.client import PlatformBreaker
+from platforms.coverage.client import BridgeConfig
+from platforms.transport import RetryPolicy, counts_as_failure, reset_breakers
 from tests.sandbox_process import SandboxInfo, start_sandbox
 
 SESSION_TTL = 4.0

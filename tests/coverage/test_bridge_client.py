@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 
-from platforms.client import RetryPolicy
 from platforms.coverage.client import (
     Account,
     AsyncBridgeClient,
@@ -28,6 +27,7 @@ from platforms.coverage.client import (
     Unauthorized,
     ValidationError,
 )
+from platforms.transport import RetryPolicy
 from tests.coverage.conftest import (
     FAST_RETRY,
     LOGIN,

@@ -6,10 +6,10 @@ import json
 
 from django.urls import reverse
 
-from platforms.client import breaker_for
 from platforms.mirror.models import MirrorState
 from platforms.server.health import queue_depths, watch_breaker
 from platforms.server.models import BreakerTransition, HealthSample
+from platforms.transport import breaker_for
 
 
 def test_healthz_answers_anonymously_with_nothing_secret(client, sandbox_platforms):

@@ -1,9 +1,10 @@
 """Client of the MT4 terminal-bridge API through which coverage accounts are reached.
 
 No Django: used from the admin's connection check, Celery tasks and async consumers alike.
-Sync and async over one code base (``_core``, ``auth``, ``interpret`` are sans-IO), the
-manager client's retry policy and per-target circuit breaker, typed msgspec records, and the
-wire's errors as exceptions. See ``docs/coverage.md``.
+Its wire only (``_core``: endpoints and calls; ``auth``: the session; ``interpret``: answers;
+typed msgspec records; the wire's errors as exceptions) on the transport core of
+:mod:`platforms.transport`, which it shares with the manager client: the pool, the per-target
+circuit breaker, the retry loop and the mapping of transport failures. See ``docs/coverage.md``.
 """
 
 from .aio import AsyncBridgeClient, EventStream
@@ -22,7 +23,6 @@ from .errors import (
     Unauthorized,
     ValidationError,
     WriteOutcomeUnknown,
-    counts_as_failure,
 )
 from .records import (
     Account,
@@ -78,5 +78,4 @@ __all__ = [
     "Unauthorized",
     "ValidationError",
     "WriteOutcomeUnknown",
-    "counts_as_failure",
 ]

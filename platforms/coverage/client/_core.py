@@ -1,28 +1,23 @@
-"""What the sync and async bridge clients share: the endpoint catalogue, request preparation,
-the retry predicate, the breaker and the mapping of httpx exceptions (sans-IO).
+"""The bridge's wire, shared by the sync and async clients: the endpoint catalogue, request
+preparation, answer interpretation, the retry rule and this client's error classes.
 
-Only :mod:`.sync` and :mod:`.aio` differ: the httpx client, the tenacity loop and the breaker
-call. Retries and the circuit breaker are the manager client's own pieces
-(:class:`~platforms.client.RetryPolicy`, :func:`~platforms.client.retry.retry_kwargs`,
-:class:`~platforms.client.PlatformBreaker`), given this API's failure and retry rules.
+The transport itself — pool, breaker, retry loop, the mapping of httpx's failures — is
+:mod:`platforms.transport.core`; :class:`BridgeCore` only fills in the wire's part of it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import httpx
 import msgspec
 
-from platforms.client import PlatformBreaker, RetryPolicy, breaker_for
-from platforms.client import errors as manager_errors
-from platforms.client.retry import retry_kwargs
+from platforms import transport
 
 from . import records as r
 from .auth import SESSION_PATH, BridgeSessionAuth
@@ -33,7 +28,6 @@ from .errors import (
     RateLimited,
     TransportError,
     WriteOutcomeUnknown,
-    counts_as_failure,
 )
 from .interpret import decode_answer
 
@@ -46,10 +40,6 @@ __all__ = [
     "release_headers",
     "should_retry",
 ]
-
-#: Nothing was sent: the connection (or a pooled slot) was never obtained.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-
 
 class _RedactSessionIds(logging.Filter):
     """httpx logs every URL at INFO, and the wire puts the session id in some paths."""
@@ -102,6 +92,8 @@ ENDPOINTS: dict[str, Endpoint] = {
 
 @dataclass
 class PreparedCall:
+    """One call, sent unchanged by every attempt (a :class:`platforms.transport.Call`)."""
+
     endpoint: Endpoint
     url: str
     params: dict[str, Any] | None
@@ -109,8 +101,22 @@ class PreparedCall:
     content: bytes | None
     extensions: dict[str, Any]
     request_id: str | None
+    host: str
+    timeout: float
     attempts: int = 0
     history: list[str] = field(default_factory=list)
+
+    @property
+    def method(self) -> str:
+        return self.endpoint.method
+
+    @property
+    def operation(self) -> str:
+        return self.endpoint.name
+
+    @property
+    def write(self) -> bool:
+        return self.endpoint.write
 
 
 def should_retry(exc: BaseException, endpoint: Endpoint, config: BridgeConfig) -> bool:
@@ -128,37 +134,32 @@ def _server_delay(exc: BaseException) -> float | None:
     return exc.retry_after if isinstance(exc, RateLimited) else None
 
 
-class BridgeCore:
-    """Base of :class:`BridgeClient` and :class:`AsyncBridgeClient`."""
+class BridgeCore(transport.TransportCore[PreparedCall]):
+    """The bridge's wire on the transport core; base of :class:`BridgeClient` and
+    :class:`AsyncBridgeClient`."""
 
-    def __init__(
-        self,
-        config: BridgeConfig,
-        *,
-        breaker: PlatformBreaker | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
+    auth: BridgeSessionAuth
+
+    # httpx's text of a lost connection is not quoted: it may name a URL holding a session id.
+    failures = transport.FailureKinds(
+        ConnectionNotMade, TransportError, WriteOutcomeUnknown, CircuitOpen,
+        write_note="; the write may or may not have created a task", quote_detail=False)
+    user_agent = "broker-dashboard-bridge-client/1"
+
+    def __init__(self, config: BridgeConfig, *, breaker: transport.CircuitBreaker | None = None,
+                 **options: Unpack[transport.TransportOptions]) -> None:
+        """``breaker``: by default the process-wide one of ``config.target``."""
         self.config = config
-        self.breaker = breaker if breaker is not None else breaker_for(
-            config.target, is_failure=counts_as_failure
-        )
-        self.retry_policy = retry or RetryPolicy()
-        self.auth = BridgeSessionAuth(config)
+        self._host = httpx.URL(config.base_url).host
+        if breaker is None:
+            breaker = transport.breaker_for(config.target)
+        super().__init__(breaker=breaker,
+                         auth=BridgeSessionAuth(config), max_connections=config.max_connections,
+                         timeout=config.timeout, connect_timeout=config.connect_timeout,
+                         **options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.config.target})"
-
-    @property
-    def breaker_state(self) -> str:
-        """ "closed", "open" or "half-open"."""
-        return self.breaker.state
-
-    def _limits(self) -> httpx.Limits:
-        n = self.config.max_connections
-        return httpx.Limits(max_connections=n, max_keepalive_connections=n)
-
-    def _timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout)
 
     # ------------------------------------------------------------------ sans-IO
     def _prepare(
@@ -188,14 +189,20 @@ class BridgeCore:
             headers["x-request-id"] = request_id
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         return PreparedCall(endpoint, url, clean or None, headers, content, extensions,
-                            request_id if endpoint.write else None)
+                            request_id if endpoint.write else None, self._host,
+                            self.config.timeout)
 
-    def _interpret(self, call: PreparedCall, response: httpx.Response) -> Any:
+    def _call(self, name: str, **kwargs: Any) -> Any:
+        """Send endpoint ``name`` (awaitable in the async client)."""
+        return self._send(self._prepare(name, **kwargs))
+
+    # ------------------------------------------------------------------ the transport's hooks
+    def _interpret(self, call: PreparedCall, status: int, headers: httpx.Headers,
+                   content: bytes | bytearray) -> Any:
         endpoint = call.endpoint
-        result = decode_answer(endpoint.name, endpoint.response, response.status_code,
-                               response.headers, response.content, request_id=call.request_id,
-                               write=endpoint.write)
-        if isinstance(result, r.Task) and response.headers.get("x-idempotent-replay") == "true":
+        result = decode_answer(endpoint.name, endpoint.response, status, headers, content,
+                               request_id=call.request_id, write=endpoint.write)
+        if isinstance(result, r.Task) and headers.get("x-idempotent-replay") == "true":
             result = msgspec.structs.replace(result, replayed=True)
         if endpoint.name == "session.heartbeat":
             self.auth.extend(result.session_id, result.expires_at)
@@ -204,44 +211,14 @@ class BridgeCore:
 
     def _retry_kwargs(self, call: PreparedCall) -> dict:
         endpoint = call.endpoint
-        return retry_kwargs(
+        return transport.retry_kwargs(
             endpoint.name, self.retry_policy,
             lambda exc: should_retry(exc, endpoint, self.config),
             server_delay=_server_delay,
         )
 
-    @contextlib.contextmanager
-    def _mapped_errors(self, call: PreparedCall):
-        """httpx exceptions → ConnectionNotMade / TransportError (no secrets in the text)."""
-        host = httpx.URL(self.config.base_url).host
-        operation = call.endpoint.name
-        try:
-            yield
-        except _NOT_SENT as exc:
-            raise ConnectionNotMade(
-                f"could not connect to {host}: {str(exc) or type(exc).__name__}",
-                operation=operation, request_id=call.request_id,
-            ) from None
-        except httpx.TransportError as exc:
-            cls = WriteOutcomeUnknown if call.endpoint.write else TransportError
-            suffix = "; the write may or may not have created a task" if call.endpoint.write \
-                else ""
-            raise cls(
-                f"connection to {host} failed after sending: {type(exc).__name__}{suffix}",
-                operation=operation, request_id=call.request_id,
-            ) from None
-
-    @contextlib.contextmanager
-    def _circuit(self, call: PreparedCall):
-        """The breaker's fail-fast error in this client's own terms."""
-        try:
-            yield
-        except manager_errors.CircuitOpen as exc:
-            raise CircuitOpen(self.config.target, exc.retry_in, call.endpoint.name) from None
-
-    def _send_kwargs(self, call: PreparedCall) -> dict[str, Any]:
-        return {"params": call.params, "headers": call.headers, "content": call.content,
-                "extensions": call.extensions}
+    def _failure_details(self, call: PreparedCall) -> dict[str, Any]:
+        return {"request_id": call.request_id}
 
 
 def release_headers(config: BridgeConfig, session_id: str) -> dict[str, str]:

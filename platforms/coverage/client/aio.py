@@ -10,15 +10,13 @@ from typing import Any
 
 import httpx
 import msgspec
-import tenacity
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from platforms.client import PlatformBreaker, RetryPolicy
+from platforms.transport import AsyncTransport
 
 from . import records as r
 from ._core import BridgeCore, PreparedCall, order_body, release_headers
-from .config import BridgeConfig
 from .errors import ConnectionNotMade, EventStreamLost, InvalidResponse, ValidationError
 from .interpret import error_from_answer
 
@@ -103,29 +101,13 @@ class EventStream:
         await self._ws.close()
 
 
-class AsyncBridgeClient(BridgeCore):
+class AsyncBridgeClient(BridgeCore, AsyncTransport[PreparedCall]):
     """The same API as :class:`~.sync.BridgeClient`, awaited, plus :meth:`events`.
 
-    The pooled ``httpx.AsyncClient`` belongs to the event loop that first uses it.
+    ``transport`` is an ``httpx.AsyncBaseTransport``; the pooled ``httpx.AsyncClient``
+    belongs to the event loop that first uses it.
     """
 
-    def __init__(
-        self,
-        config: BridgeConfig,
-        *,
-        breaker: PlatformBreaker | None = None,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        event_hooks: dict[str, list] | None = None,
-    ) -> None:
-        super().__init__(config, breaker=breaker, retry=retry)
-        self._http = httpx.AsyncClient(
-            auth=self.auth, limits=self._limits(), timeout=self._timeout(),
-            transport=transport, event_hooks=event_hooks or {},
-            headers={"User-Agent": "broker-dashboard-bridge-client/1"},
-        )
-
-    # ------------------------------------------------------------------ lifecycle
     async def aclose(self) -> None:
         """Release the session (best effort) and the pool."""
         session_id = self.auth.take()
@@ -137,29 +119,7 @@ class AsyncBridgeClient(BridgeCore):
             except httpx.HTTPError as exc:
                 log.info("%s: session release failed (%s); it will expire",
                          self.config.target, type(exc).__name__)
-        await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncBridgeClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    # ------------------------------------------------------------------ send loop
-    async def _send_once(self, call: PreparedCall) -> Any:
-        call.attempts += 1
-        with self._mapped_errors(call):
-            response = await self._http.request(call.endpoint.method, call.url,
-                                                **self._send_kwargs(call))
-        return self._interpret(call, response)
-
-    async def _attempt(self, call: PreparedCall) -> Any:
-        return await self.breaker.call_async(lambda: self._send_once(call), call.endpoint.name)
-
-    async def _call(self, name: str, **kwargs: Any) -> Any:
-        call = self._prepare(name, **kwargs)
-        with self._circuit(call):
-            return await tenacity.AsyncRetrying(**self._retry_kwargs(call))(self._attempt, call)
+        await super().aclose()
 
     # ------------------------------------------------------------------ session
     async def session(self) -> r.SessionState:

@@ -6,23 +6,20 @@ a session on first use (``POST /session/open``), sends a heartbeat when fewer th
 session) opens a new one and resends the request once. A 401 is answered before anything
 runs, so resending is safe for writes too (they also keep their ``x-request-id``).
 
-Written once, sans-IO, like :mod:`platforms.client.auth`: the open and heartbeat requests are
-*yielded*, so httpx sends them over the same pool (sync or async). Single flight: threads
-share a lock; coroutines an ``asyncio.Lock`` per event loop.
+Written once, sans-IO, on :class:`platforms.transport.RefreshingAuth` (which holds the single
+flight and the 401 → renew → resend): the open and heartbeat requests are *yielded*, so httpx
+sends them over the same pool (sync or async). This module is the session's wire only.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-import weakref
-from collections.abc import Generator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
 import msgspec
+
+from platforms.transport import Credential, CredentialFlow, RefreshingAuth
 
 from . import records as r
 from .config import BridgeConfig
@@ -32,42 +29,6 @@ from .interpret import error_from_answer
 __all__ = ["BridgeSessionAuth", "key_headers"]
 
 SESSION_PATH = "bridge_session_path"  # request extension: a path template with {session}
-SessionFlow = Generator[httpx.Request, httpx.Response, "_Session"]
-
-
-async def _read(response: httpx.Response) -> httpx.Response:
-    await response.aread()
-    return response
-
-
-class _Relay:
-    """Steps a (sync) session flow from an async auth flow, which cannot ``yield from`` it:
-    ``request`` is what to send next, ``send`` hands back the answer, ``result`` is the session
-    once the flow has finished."""
-
-    def __init__(self, flow: SessionFlow) -> None:
-        self._flow = flow
-        self.request: httpx.Request = next(flow)
-        self._result: _Session | None = None
-        self.running = True
-
-    @property
-    def result(self) -> _Session:
-        assert self._result is not None, "the session flow has not finished"
-        return self._result
-
-    def send(self, response: httpx.Response) -> None:
-        try:
-            self.request = self._flow.send(response)
-        except StopIteration as done:
-            self._result, self.running = done.value, False
-
-
-@dataclass(frozen=True)
-class _Session:
-    id: str
-    deadline: float  # time.monotonic() when it expires
-    generation: int
 
 
 def key_headers(config: BridgeConfig) -> dict[str, str]:
@@ -80,17 +41,12 @@ def _deadline(expires_at: datetime) -> float:
     return time.monotonic() + (expires_at - datetime.now(UTC)).total_seconds()
 
 
-class BridgeSessionAuth(httpx.Auth):
+class BridgeSessionAuth(RefreshingAuth):
     """API key + bridge session for every request of one coverage account's client."""
 
     def __init__(self, config: BridgeConfig) -> None:
+        super().__init__(margin=config.heartbeat_margin)
         self._config = config
-        self._session: _Session | None = None
-        self._generation = 0
-        self._thread_lock = threading.Lock()
-        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
-        self._loop_locks = weakref.WeakKeyDictionary()
-        self._loop_locks_guard = threading.Lock()
         self.sessions_opened = 0
         self.heartbeats_sent = 0
 
@@ -101,40 +57,21 @@ class BridgeSessionAuth(httpx.Auth):
     @property
     def session_id(self) -> str | None:
         """The current session id (for the ``/events`` socket); never log it."""
-        return self._session.id if self._session else None
-
-    @property
-    def expires_in(self) -> float:
-        s = self._session
-        return 0.0 if s is None else max(0.0, s.deadline - time.monotonic())
-
-    def _usable(self) -> _Session | None:
-        s = self._session
-        if s is not None and s.deadline - time.monotonic() > self._config.heartbeat_margin:
-            return s
-        return None
+        return self._credential.value if self._credential else None
 
     def extend(self, session_id: str, expires_at: datetime) -> None:
         """Record a heartbeat's new expiry (explicit ``client.heartbeat()``)."""
-        s = self._session
-        if s is not None and s.id == session_id:
-            self._session = _Session(s.id, _deadline(expires_at), s.generation)
+        s = self._credential
+        if s is not None and s.value == session_id:
+            self._credential = Credential(s.value, _deadline(expires_at), s.generation)
 
     def take(self) -> str | None:
         """Forget the session and return its id, to release it."""
-        s, self._session = self._session, None
-        return s.id if s else None
-
-    def _loop_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        with self._loop_locks_guard:
-            lock = self._loop_locks.get(loop)
-            if lock is None:
-                lock = self._loop_locks[loop] = asyncio.Lock()
-            return lock
+        s, self._credential = self._credential, None
+        return s.value if s else None
 
     # ------------------------------------------------------------------ sans-IO session machine
-    def _open_flow(self) -> SessionFlow:
+    def _open_flow(self) -> CredentialFlow:
         c = self._config
         body = {"accountId": c.account_id, "server": c.server, "login": c.login,
                 "password": c.password}
@@ -151,22 +88,19 @@ class BridgeSessionAuth(httpx.Auth):
             raise InvalidResponse("the bridge's answer to session/open is not a session",
                                   operation="session.open",
                                   http_status=response.status_code) from None
-        self._generation += 1
-        self._session = _Session(opened.session_id, _deadline(opened.expires_at),
-                                 self._generation)
         self.sessions_opened += 1
-        return self._session
+        return self._issue(opened.session_id, _deadline(opened.expires_at))
 
-    def _renew_flow(self) -> SessionFlow:
+    def _heartbeat_flow(self) -> CredentialFlow:
         """Heartbeat the session when it is near expiry; open one when there is none or the
         heartbeat says it is gone."""
-        s = self._session
+        s = self._credential
         if s is None:
             return (yield from self._open_flow())
         c = self._config
         response = yield httpx.Request(
-            "POST", f"{c.base_url}/session/{s.id}/heartbeat",
-            headers={**key_headers(c), "x-session-id": s.id},
+            "POST", f"{c.base_url}/session/{s.value}/heartbeat",
+            headers={**key_headers(c), "x-session-id": s.value},
         )
         if response.status_code == 401:
             return (yield from self._open_flow())
@@ -179,75 +113,17 @@ class BridgeSessionAuth(httpx.Auth):
             raise InvalidResponse("the bridge's answer to a heartbeat is not a session",
                                   operation="session.heartbeat",
                                   http_status=response.status_code) from None
-        self._session = _Session(s.id, _deadline(beat.expires_at), s.generation)
+        self._credential = Credential(s.value, _deadline(beat.expires_at), s.generation)
         self.heartbeats_sent += 1
-        return self._session
+        return self._credential
 
-    def _stamp(self, request: httpx.Request, session: _Session) -> None:
+    # Near its expiry the session gets a heartbeat; refused (401), a new session.
+    _refresh_flow = _heartbeat_flow
+    _renew_flow = _open_flow
+
+    def _stamp(self, request: httpx.Request, credential: Credential) -> None:
         request.headers.update(key_headers(self._config))
-        request.headers["x-session-id"] = session.id
+        request.headers["x-session-id"] = credential.value
         template = request.extensions.get(SESSION_PATH)
         if template:
-            request.url = request.url.copy_with(path=template.format(session=session.id))
-
-    def _stale(self, used: _Session) -> bool:
-        current = self._session
-        return current is None or current.generation == used.generation
-
-    # ------------------------------------------------------------------ sync
-    @staticmethod
-    def _drive_sync(flow: SessionFlow) -> Generator[httpx.Request, httpx.Response, _Session]:
-        request = next(flow)
-        while True:
-            response = yield request
-            response.read()
-            try:
-                request = flow.send(response)
-            except StopIteration as done:
-                return done.value
-
-    def sync_auth_flow(self, request: httpx.Request):
-        session = self._usable()
-        if session is None:
-            with self._thread_lock:
-                session = self._usable() or (yield from self._drive_sync(self._renew_flow()))
-        self._stamp(request, session)
-        response = yield request
-        if response.status_code != 401:
-            return
-        with self._thread_lock:
-            if self._stale(session):
-                session = yield from self._drive_sync(self._open_flow())
-            else:
-                session = self._session  # type: ignore[assignment]
-        assert session is not None
-        self._stamp(request, session)
-        yield request
-
-    # ------------------------------------------------------------------ async
-    # An async generator cannot ``yield from``: the session machine is stepped by a _Relay.
-    async def async_auth_flow(self, request: httpx.Request):
-        session = self._usable()
-        if session is None:
-            async with self._loop_lock():
-                session = self._usable()
-                if session is None:
-                    relay = _Relay(self._renew_flow())
-                    while relay.running:
-                        relay.send(await _read((yield relay.request)))
-                    session = relay.result
-        self._stamp(request, session)
-        response = yield request
-        if response.status_code != 401:
-            return
-        async with self._loop_lock():
-            if self._stale(session):
-                relay = _Relay(self._open_flow())
-                while relay.running:
-                    relay.send(await _read((yield relay.request)))
-                session = relay.result
-            else:
-                session = self._session  # type: ignore[assignment]
-        assert session is not None
-        self._stamp(request, session)
-        yield request
+            request.url = request.url.copy_with(path=template.format(session=credential.value))

@@ -6,9 +6,16 @@ with ``400 ValidationError``, ``401 Unauthorized``, ``404 NotFound``, ``409 Task
 conditions (nothing sent, connection lost after sending, an answer that is not the bridge's,
 an open circuit) have their own classes. Messages never contain the API key, the terminal
 password or a session id.
+
+The transport's conditions also subclass the shared bases of :mod:`platforms.transport.errors`
+(``ConnectionNotMade`` is a ``NothingSent``, ``TransportError`` a ``MaybeSent``,
+``CircuitOpen`` the transport's ``CircuitOpen``), so ``except NothingSent`` catches the
+manager's and the bridge's alike.
 """
 
 from __future__ import annotations
+
+from platforms.transport import errors as transport
 
 __all__ = [
     "BridgeApiError",
@@ -24,7 +31,6 @@ __all__ = [
     "Unauthorized",
     "ValidationError",
     "WriteOutcomeUnknown",
-    "counts_as_failure",
     "error_for",
 ]
 
@@ -105,25 +111,25 @@ class RateLimited(BridgeApiError):
         super().__init__(message, **kwargs)
 
 
-class BridgeUnavailable(BridgeApiError):
+class BridgeUnavailable(BridgeApiError, transport.UpstreamDown):
     """502: the bridge cannot reach the account's MT4 terminal."""
 
     default_code = "BridgeUnavailable"
 
 
-class InvalidResponse(BridgeApiError):
+class InvalidResponse(BridgeApiError, transport.ForeignAnswer):
     """The answer was not the bridge's (an HTML proxy page, a truncated or odd body)."""
 
     default_code = "InvalidResponse"
 
 
-class ConnectionNotMade(BridgeApiError):
+class ConnectionNotMade(BridgeApiError, transport.NothingSent):
     """The connection could not be opened: nothing was sent, safe to repeat."""
 
     default_code = "ConnectionNotMade"
 
 
-class TransportError(BridgeApiError):
+class TransportError(BridgeApiError, transport.MaybeSent):
     """The connection failed after the request was (possibly) sent: no answer was read."""
 
     default_code = "TransportError"
@@ -139,15 +145,19 @@ class WriteOutcomeUnknown(TransportError):
     default_code = "OutcomeUnknown"
 
 
-class CircuitOpen(BridgeApiError):
-    """The target's circuit breaker is open: failing fast without touching the network."""
+class CircuitOpen(transport.CircuitOpen, BridgeApiError):
+    """The target's circuit breaker is open: failing fast without touching the network.
+
+    The breaker raises it directly (the bridge client's ``refusal``).
+    """
 
     default_code = "CircuitOpen"
 
     def __init__(self, target: str, retry_in: float, operation: str | None = None) -> None:
         self.target = target
         self.retry_in = max(0.0, retry_in)
-        super().__init__(
+        BridgeApiError.__init__(  # the transport base's __init__ is for client-less use
+            self,
             f"the bridge of {target} is marked unreachable after repeated failures; "
             f"next probe in {self.retry_in:.1f} s",
             operation=operation,
@@ -181,15 +191,3 @@ def error_for(code: str | None, status: int) -> type[BridgeApiError]:
         return _BY_CODE[code]
     return _BY_STATUS.get(status, BridgeApiError)
 
-
-def counts_as_failure(exc: BaseException) -> bool:
-    """For the circuit breaker: does ``exc`` say the bridge is unreachable?
-
-    429 and the other 4xx answers mean the bridge answered; only 502, a refused or lost
-    connection and non-bridge 5xx answers count.
-    """
-    if isinstance(exc, BridgeUnavailable | ConnectionNotMade | TransportError):
-        return True
-    if isinstance(exc, InvalidResponse):
-        return (exc.http_status or 0) >= 500 or not exc.http_status
-    return False

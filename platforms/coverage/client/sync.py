@@ -6,13 +6,11 @@ import logging
 from typing import Any
 
 import httpx
-import tenacity
 
-from platforms.client import PlatformBreaker, RetryPolicy
+from platforms.transport import SyncTransport
 
 from . import records as r
 from ._core import BridgeCore, PreparedCall, order_body, release_headers
-from .config import BridgeConfig
 
 #: The release carries its own headers: no session flow (it would open a session to close it).
 _NO_SESSION = httpx.Auth()
@@ -22,30 +20,15 @@ __all__ = ["BridgeClient"]
 log = logging.getLogger(__name__)
 
 
-class BridgeClient(BridgeCore):
+class BridgeClient(BridgeCore, SyncTransport[PreparedCall]):
     """Client of one coverage account's MT4 terminal bridge, with a pooled ``httpx.Client``.
 
     The session is opened on first use, kept alive by heartbeats and reopened after a 401;
-    :meth:`close` (or leaving the ``with`` block) releases it. Thread-safe.
+    :meth:`close` (or leaving the ``with`` block) releases it. Thread-safe. Takes
+    ``BridgeConfig`` and, optionally, ``breaker``, ``retry``, ``transport`` (an
+    ``httpx.BaseTransport``) and ``event_hooks``.
     """
 
-    def __init__(
-        self,
-        config: BridgeConfig,
-        *,
-        breaker: PlatformBreaker | None = None,
-        retry: RetryPolicy | None = None,
-        transport: httpx.BaseTransport | None = None,
-        event_hooks: dict[str, list] | None = None,
-    ) -> None:
-        super().__init__(config, breaker=breaker, retry=retry)
-        self._http = httpx.Client(
-            auth=self.auth, limits=self._limits(), timeout=self._timeout(),
-            transport=transport, event_hooks=event_hooks or {},
-            headers={"User-Agent": "broker-dashboard-bridge-client/1"},
-        )
-
-    # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Release the session (best effort: an expired one is already gone) and the pool."""
         session_id = self.auth.take()
@@ -57,29 +40,7 @@ class BridgeClient(BridgeCore):
             except httpx.HTTPError as exc:
                 log.info("%s: session release failed (%s); it will expire",
                          self.config.target, type(exc).__name__)
-        self._http.close()
-
-    def __enter__(self) -> BridgeClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # ------------------------------------------------------------------ send loop
-    def _send_once(self, call: PreparedCall) -> Any:
-        call.attempts += 1
-        with self._mapped_errors(call):
-            response = self._http.request(call.endpoint.method, call.url,
-                                          **self._send_kwargs(call))
-        return self._interpret(call, response)
-
-    def _attempt(self, call: PreparedCall) -> Any:
-        return self.breaker.call(lambda: self._send_once(call), call.endpoint.name)
-
-    def _call(self, name: str, **kwargs: Any) -> Any:
-        call = self._prepare(name, **kwargs)
-        with self._circuit(call):
-            return tenacity.Retrying(**self._retry_kwargs(call))(self._attempt, call)
+        super().close()
 
     # ------------------------------------------------------------------ session
     def session(self) -> r.SessionState:

@@ -1,4 +1,5 @@
-"""The operation catalogue and the sans-IO core shared by the sync and async clients.
+"""The WebAPI v2 wire protocol, sans-IO: the operation catalogue, how a call is written and
+how its answer is read. Shared by the sync and async clients.
 
 * :data:`MT4` / :data:`MT5` — one :class:`Operation` per action, as data. Adding an
   operation is one line (plus, if wanted, a named method in :mod:`.namespaces`).
@@ -7,7 +8,7 @@
 * :func:`interpret` — turns (status, headers, body bytes) into the typed result or the
   right :class:`~.errors.ManagerApiError`.
 
-Only the send loop (:mod:`.sync` / :mod:`.aio`) differs between the two clients.
+Sending (pool, breaker, retries, transport failures) is :mod:`platforms.transport.core`.
 """
 
 from __future__ import annotations
@@ -280,9 +281,21 @@ class PreparedCall:
     def http_timeout(self) -> float:
         return self.deadline + TRANSPORT_MARGIN
 
+    # ------------------------------------------------ what the transport core reads
+    timeout = http_timeout
+    extensions = None
+
     @property
     def host(self) -> str:
         return urlsplit(self.url).netloc
+
+    @property
+    def operation(self) -> str:
+        return self.op.name
+
+    @property
+    def write(self) -> bool:
+        return self.op.is_write
 
 
 def prepare(
@@ -428,6 +441,7 @@ def interpret(call: PreparedCall, status: int, headers: Mapping[str, str],
             activity_id=activity_id,
         )
     if op.is_write:
+        assert call.idempotency_key is not None, "prepare() gives every write its key"
         return WriteResult(data=data, activity_id=activity_id, idempotency_key=call.idempotency_key)
     return data
 
