@@ -50,7 +50,7 @@ def _access_values(access: PlatformAccess) -> dict:
 
 
 def _audit_access(request, access: PlatformAccess, action: str, before: dict) -> None:
-    audit.record(request=request, action=action, platform=access.platform,
+    audit.record(actor=audit.Actor.of(request), action=action, platform=access.platform,
                  target=str(access.user), before=before,
                  after={} if action.endswith("revoke") else _access_values(access))
 
@@ -101,7 +101,7 @@ class TradePlatformAdmin(RunSnapshotsPermission, admin.ModelAdmin):
         after = _audited(obj)
         after["client_secret_changed"] = secret_changed
         audit.record(
-            request=request,
+            actor=audit.Actor.of(request),
             action="platform.change" if change else "platform.create",
             platform=obj,
             target=obj.name,
@@ -122,7 +122,7 @@ class TradePlatformAdmin(RunSnapshotsPermission, admin.ModelAdmin):
                           before.get(access.pk, {}))
 
     def delete_model(self, request, obj):
-        audit.record(request=request, action="platform.delete", target=obj.name,
+        audit.record(actor=audit.Actor.of(request), action="platform.delete", target=obj.name,
                      before=_audited(obj))
         super().delete_model(request, obj)
 
@@ -170,8 +170,7 @@ def _queue_snapshots(modeladmin, request, platforms, kind_of) -> None:
     from platforms.mirror.runs import request_run
 
     for platform in platforms:
-        run, created = request_run(platform, kind_of(platform), user=request.user,
-                                   request=request)
+        run, created = request_run(platform, kind_of(platform), actor=audit.Actor.of(request))
         if created:
             modeladmin.message_user(request, f"{platform.name}: {run.kind} snapshot #{run.pk} "
                                     "queued.", messages.SUCCESS)
@@ -220,7 +219,8 @@ class OperationPolicyAdmin(admin.ModelAdmin):
             before = {"approval_threshold": str(stored.approval_threshold),
                       "bulk_requires_approval": stored.bulk_requires_approval}
         super().save_model(request, obj, form, change)
-        audit.record(request=request, action="policy.change" if change else "policy.create",
+        audit.record(actor=audit.Actor.of(request),
+                     action="policy.change" if change else "policy.create",
                      platform=obj.platform, target=str(obj.platform), before=before,
                      after={"approval_threshold": str(obj.approval_threshold),
                             "bulk_requires_approval": obj.bulk_requires_approval})

@@ -62,7 +62,7 @@ class CoverageAccountAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         obj = form.instance
         audit.record(
-            request=request,
+            actor=audit.Actor.of(request),
             action="coverage.change" if change else "coverage.create",
             target=obj.name,
             before=getattr(request, "_coverage_before", {}),
@@ -70,13 +70,13 @@ class CoverageAccountAdmin(admin.ModelAdmin):
         )
 
     def delete_model(self, request, obj):
-        audit.record(request=request, action="coverage.delete", target=obj.name,
+        audit.record(actor=audit.Actor.of(request), action="coverage.delete", target=obj.name,
                      before=_audited(obj))
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
-            audit.record(request=request, action="coverage.delete", target=obj.name,
+            audit.record(actor=audit.Actor.of(request), action="coverage.delete", target=obj.name,
                          before=_audited(obj))
         super().delete_queryset(request, queryset)
 
@@ -84,6 +84,6 @@ class CoverageAccountAdmin(admin.ModelAdmin):
     def test_connection(self, request, queryset):
         for account in queryset:
             check = check_connection(account)
-            record_check(request, check)
+            record_check(audit.Actor.of(request), check)
             self.message_user(request, check.summary(),
                               messages.SUCCESS if check.ok else messages.ERROR)

@@ -25,7 +25,7 @@ from platforms.coverage import hedging
 from platforms.coverage.events import AccountEvents
 from platforms.coverage.selectors import coverage_snapshot
 from platforms.coverage.services import bridge_config, register_sandbox_coverage_accounts
-from platforms.live.coverage import run_coverage_events
+from platforms.live.coverage_events import run_coverage_events
 from platforms.services import register_sandbox_platforms
 from platforms.trading import services as trading
 from platforms.trading.models import TaskState, TradeTask

@@ -34,6 +34,9 @@ from platforms.coverage.models import CoverageAccount
 from platforms.coverage.services import bridge_config
 from platforms.live.groups import exposure_group
 from platforms.live.locks import BridgeLock
+from platforms.trading.models import TaskState, TradeTask
+from platforms.trading.operations import COVERAGE_KINDS
+from platforms.trading.tasks import reconcile_trade_task
 
 log = logging.getLogger("platforms.live")
 RESCAN_SECONDS = 30.0
@@ -60,9 +63,6 @@ async def announce_coverage_change(account_pk: int, layer=None) -> list[int]:
 
 def _hedge_tasks_awaiting(account_pk: int, task: Task) -> list[int]:
     """Hedge trade tasks of ``account_pk`` this execution may settle and that still wait."""
-    from platforms.trading.models import TaskState, TradeTask
-    from platforms.trading.operations import COVERAGE_KINDS
-
     match = Q(payload__bridge_task_id=task.task_id) if task.task_id else Q(pk__in=[])
     with contextlib.suppress(ValueError):  # else not one of ours (request ids are UUIDs)
         match |= Q(request_id=uuid.UUID(str(task.request_id)))
@@ -74,8 +74,6 @@ def _hedge_tasks_awaiting(account_pk: int, task: Task) -> list[int]:
 
 
 def _reconcile_hedges(account_pk: int, task: Task) -> list[int]:
-    from platforms.trading.tasks import reconcile_trade_task
-
     pks = _hedge_tasks_awaiting(account_pk, task)
     for pk in pks:
         reconcile_trade_task.delay(pk)  # routed to the ``trading`` queue
