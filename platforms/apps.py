@@ -3,6 +3,8 @@ from importlib import import_module
 from django.apps import AppConfig
 from django.conf import settings
 
+from platforms.client import configure_breakers
+
 #: Domains whose ``models`` module holds some of this app's models. Django imports only
 #: ``platforms.models`` (the shared ones); :meth:`PlatformsConfig.import_models` imports these,
 #: so that ``platforms.models`` never imports a domain (whose models import it back).
@@ -21,7 +23,6 @@ class PlatformsConfig(AppConfig):
 
     def ready(self) -> None:
         # Modules that define or use models load only once the registry is ready: here.
-        from platforms.client import configure_breakers
         from platforms.coverage import signals as coverage_signals
         from platforms.mirror import signals as mirror_signals
         from platforms.server.health import record_transition

@@ -21,11 +21,10 @@ PACKAGES = ("platforms", "dashboard")
 LATE_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
     # ``AppConfig.ready()`` is Django's place for modules that define or use models: they cannot
     # load while ``platforms.apps`` itself loads (the app registry is not ready yet).
-    ("platforms.apps", "platforms.client"): "AppConfig.ready(): configures the breakers",
     ("platforms.apps", "platforms.server.health"): "AppConfig.ready(): uses models",
     ("platforms.apps", "platforms.coverage.signals"): "AppConfig.ready(): connects receivers",
     ("platforms.apps", "platforms.mirror.signals"): "AppConfig.ready(): connects receivers",
-    # openpyxl costs ~0.2 s to import and only a workbook download needs it.
+    # openpyxl takes hundreds of milliseconds to import; only a workbook download needs it.
     ("dashboard.exports", "openpyxl"): "heavy, loaded on the first workbook download only",
 }
 
