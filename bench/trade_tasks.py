@@ -131,12 +131,12 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
+    from platforms.audit import Actor
     from platforms.connections import client_for
     from platforms.sandbox.process import start_sandbox
     from platforms.services import register_sandbox_platforms
     from platforms.trading.models import TaskState, TradeTask
     from platforms.trading.submit import submit
-    from platforms.trading.trail import Actor
 
     call_command("migrate", verbosity=0)
     import redis

@@ -8,6 +8,7 @@ import os
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
@@ -27,6 +28,4 @@ def recycle_db_connections(sender=None, **kwargs) -> None:
     transaction and are left alone."""
     if sender is not None and getattr(sender.request, "is_eager", False):
         return
-    from django.db import close_old_connections
-
     close_old_connections()

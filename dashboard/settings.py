@@ -9,6 +9,7 @@ environment; in the demo they are generated once and kept under ``var/``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -187,7 +188,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
         "polling_interval": 0.2,
     }
-    CELERY_BROKER_TRANSPORT = "dashboard.broker:FilesystemTransport"  # stops and acks promptly
+    # stops and acks promptly
+    CELERY_BROKER_TRANSPORT = "dashboard.celery_transport:FilesystemTransport"
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves it for the next worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -247,10 +249,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 
 def _plotly_assets() -> str:
-    """Plotly's JS ships inside the plotly wheel: served from there, never from a CDN."""
-    import plotly
-
-    return str(Path(plotly.__file__).parent / "package_data")
+    """Plotly's JS ships inside the plotly wheel: served from there, never from a CDN (found
+    without importing plotly, which settings never need)."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or spec.origin is None:
+        raise ImproperlyConfigured("plotly (a dependency) is not installed")
+    return str(Path(spec.origin).parent / "package_data")
 
 
 STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", _plotly_assets())]
@@ -287,7 +291,7 @@ MANAGER_API = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "platforms.logging.RedactSecretsFilter"}},
+    "filters": {"redact": {"()": "platforms.redaction.RedactSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}

@@ -8,11 +8,13 @@ from django_celery_beat import models as beat
 
 from platforms.access import admin as _access_admin  # noqa: F401 - users, roles, grants
 from platforms.access.models import PlatformAccess
+from platforms.audit import Actor
 from platforms.audited_admin import AuditedAdmin, AuditNames, audit_registered
 from platforms.connections import check_connection
 from platforms.coverage import admin as _coverage_admin  # noqa: F401 - registers its admin
 from platforms.forms import TradePlatformForm
 from platforms.mirror.models import SnapshotRun
+from platforms.mirror.runs import request_run
 from platforms.models import AuditEvent, TradePlatform
 from platforms.trading.models import OperationPolicy, TradeTask
 
@@ -130,11 +132,9 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 def _queue_snapshots(modeladmin, request, platforms, kind_of) -> None:
-    from platforms.mirror.runs import request_run
 
     for platform in platforms:
-        run, created = request_run(platform, kind_of(platform), user=request.user,
-                                   request=request)
+        run, created = request_run(platform, kind_of(platform), actor=Actor.of(request))
         if created:
             modeladmin.message_user(request, f"{platform.name}: {run.kind} snapshot #{run.pk} "
                                     "queued.", messages.SUCCESS)

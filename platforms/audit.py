@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -12,10 +13,40 @@ from django.http import HttpRequest
 from platforms.models import AuditEvent, TradePlatform
 from platforms.models.platform import AppendOnlyError, audit_maintenance
 
-__all__ = ["AppendOnlyError", "AuditEvent", "client_ip", "maintenance", "record", "scrub"]
+__all__ = ["Actor", "AppendOnlyError", "AuditEvent", "maintenance", "record", "scrub"]
 
 # The PostgreSQL session setting the append-only trigger honours (migration 0015).
 MAINTENANCE_SETTING = "audit.maintenance"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: the user and the address they acted from.
+
+    Services take an actor, never an ``HttpRequest``, so that one service serves a view, a
+    task, a socket message and a management command, and the audit trail records the same
+    fields for each. A view builds it once (:meth:`of`); a task rebuilds it from what the row
+    stored (``Actor(job.requested_by, job.requested_ip)``); work nobody asked for runs as
+    :meth:`system` (recorded with no user and no address).
+    """
+
+    user: Any  # a user (possibly anonymous) or None
+    ip: str | None = None
+
+    @classmethod
+    def of(cls, request: HttpRequest) -> Actor:
+        return cls(getattr(request, "user", None), request.META.get("REMOTE_ADDR") or None)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(None)
+
+    @property
+    def signed_in_user(self) -> Any:
+        """The user if one is signed in, else None (the system, an anonymous visitor)."""
+        user = self.user
+        return user if user is not None and user.is_authenticated else None
+
 
 SECRET_FIELDS = frozenset({"client_secret", "password", "investor_password"})
 
@@ -25,15 +56,9 @@ def scrub(values: dict[str, Any]) -> dict[str, Any]:
     return {k: ("***" if k in SECRET_FIELDS and v else v) for k, v in values.items()}
 
 
-def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
-
-
 def record(
     *,
-    request: HttpRequest | None,
+    actor: Actor | None,
     action: str,
     platform: TradePlatform | None = None,
     target: str = "",
@@ -43,10 +68,11 @@ def record(
     detail: str = "",
     **extra: Any,
 ) -> AuditEvent:
-    actor = getattr(request, "user", None)
+    """Write one event; ``actor`` None is the system (no user, no address)."""
+    actor = actor or Actor.system()
     return AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        ip_address=client_ip(request),
+        actor=actor.signed_in_user,
+        ip_address=actor.ip or None,
         action=action,
         platform=platform,
         target=target,

@@ -122,7 +122,7 @@ class AuditedAdmin:
 
     def audit_record(self, request, verb: str, obj: models.Model, before: dict[str, Any],
                      after: dict[str, Any], **extra: Any) -> None:
-        audit.record(request=request, action=self.audit_names.of(verb),
+        audit.record(actor=audit.Actor.of(request), action=self.audit_names.of(verb),
                      platform=self.audit_platform(obj), target=self.audit_target(obj),
                      before=before, after=after, **extra)
 
@@ -218,11 +218,12 @@ def _audited_action(func: Callable, name: str) -> Callable:
                     modeladmin.audit_record(request, name, now, values, now_values)
                 elif now is None:  # the action deleted it: no link to a row that is gone
                     changed += 1
-                    audit.record(request=request, action=modeladmin.audit_names.of(name),
+                    audit.record(actor=audit.Actor.of(request),
+                                 action=modeladmin.audit_names.of(name),
                                  target=modeladmin.audit_target(_first(selected, pk)),
                                  before=values)
             if not changed and selected:
-                audit.record(request=request, action=modeladmin.audit_names.of(name),
+                audit.record(actor=audit.Actor.of(request), action=modeladmin.audit_names.of(name),
                              target=", ".join(modeladmin.audit_target(o) for o in selected)[:200],
                              after={"selected": [str(o.pk) for o in selected]})
         return response

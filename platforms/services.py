@@ -29,7 +29,7 @@ def register_sandbox_platforms(info: SandboxInfo) -> list[TradePlatform]:
             },
         )
         audit.record(
-            request=None,
+            actor=audit.Actor.system(),
             action="platform.create" if created else "platform.change",
             platform=platform,
             target=platform.name,

@@ -22,6 +22,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from dashboard.access import staff_required
 from dashboard.exports import stream_csv
 from dashboard.rendering import render_page
+from platforms.audit import Actor
 from platforms.coverage.forms import HedgeForm
 from platforms.coverage.models import CoverageAccount
 from platforms.coverage.selectors import ExposureReport, exposure_platforms, exposure_report
@@ -31,7 +32,6 @@ from platforms.trading.errors import OperationRefused
 from platforms.trading.kinds import COVERAGE_KINDS
 from platforms.trading.models import TaskKind
 from platforms.trading.submit import IdempotencyConflict, submit
-from platforms.trading.trail import Actor
 
 logger = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dashboard.access import staff_required
 from dashboard.rendering import render_page
 from platforms.access.scope import get_visible_platform, visible_platforms
+from platforms.audit import Actor
 from platforms.live.margins import handle_alert, platform_margins
 from platforms.trading.selectors import login_in_scope
 
@@ -51,7 +52,7 @@ def margin_alert(request, pk: int, login: int):
     action = request.POST.get("action")
     if action not in ("ack", "assign"):
         return HttpResponseBadRequest("action must be ack or assign")
-    alert = handle_alert(request, platform, login, action)
+    alert = handle_alert(Actor.of(request), platform, login, action)
     return render(
         request,
         "dashboard/live/_margin_alert.html",

@@ -14,6 +14,7 @@ from dashboard.access import staff_required
 from dashboard.exports import csv_response
 from dashboard.rendering import render_page
 from platforms.access.scope import PERSONAL_FIELDS, can_see_personal_data, get_visible_platform
+from platforms.audit import Actor
 from platforms.mirror.filters import AccountFilter, ClosedTradeFilter, OpenTradeFilter
 from platforms.mirror.models import SnapshotKind, SnapshotRun
 from platforms.mirror.runs import active_run, live_progress, request_run
@@ -92,7 +93,7 @@ def snapshot_run_now(request, pk: int):
     kind = request.POST.get("kind", SnapshotKind.INCREMENTAL)
     if kind not in _kinds(platform):
         return HttpResponseBadRequest("Unknown snapshot kind.")
-    request_run(platform, kind, user=request.user, request=request)
+    request_run(platform, kind, actor=Actor.of(request))
     url = reverse("dashboard:snapshots", args=[platform.pk])
     if request.htmx:
         return HttpResponseClientRedirect(url)

@@ -9,18 +9,42 @@ from __future__ import annotations
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard.access import staff_required
+from dashboard.exports import stream_csv, xlsx_bytes
 from dashboard.rendering import render_page
 from platforms.access.scope import can_see_personal_data, get_visible_platform
+from platforms.audit import Actor
 from platforms.client import CircuitOpen, ConnectionNotMade, ManagerApiError
-from platforms.mirror.selectors import mirror_state
+from platforms.connections import client_for
+from platforms.mirror.filters import AccountFilter
+from platforms.mirror.selectors import mirror_accounts, mirror_state
 from platforms.models import PlatformKind
 from platforms.server import health as health_history
+from platforms.server.forms import (
+    AudienceKind,
+    ExternalCommandForm,
+    JournalForm,
+    MailForm,
+    NewsForm,
+    ReportForm,
+)
+from platforms.server.models import MailJob, ReportJob
+from platforms.server.placeholders import recipient_values, render_template
+from platforms.server.reports import pnl_chart, request_report, table, workbook_sheets
+from platforms.server.selectors import journal_in_scope
+from platforms.server.services import (
+    create_mail_job,
+    diff_params,
+    plugin_values,
+    send_external_command,
+    send_news,
+    update_plugin_params,
+)
 
 
 def permission(codename: str):
@@ -88,8 +112,6 @@ def health_page(request, pk: int):
 @require_GET
 @staff_required
 def journal(request, pk: int):
-    from platforms.server.forms import JournalForm
-
     platform = get_visible_platform(request.user, pk)
     form = JournalForm(request.GET)
     context = {"platform": platform, "form": form, "personal": can_see_personal_data(request.user)}
@@ -97,8 +119,6 @@ def journal(request, pk: int):
     if not context["error"] and form.is_bound and form.is_valid():
         data = form.cleaned_data
         try:
-            from platforms.connections import client_for
-
             lines = client_for(platform).mt4.journal_request(
                 data["start"], data["end"], mode=data["mode"] or None,
                 filter=data["filter"] or None,
@@ -106,8 +126,6 @@ def journal(request, pk: int):
         except ManagerApiError as exc:
             context["error"] = api_error_text(exc)
         else:
-            from platforms.server.selectors import journal_in_scope
-
             lines = journal_in_scope(request.user, platform, lines)
             text = data["text"].lower()
             if text:
@@ -131,12 +149,6 @@ def _sidecar_call(context: dict, func, *args, **kwargs):
 
 def _mail_accounts(request, platform, data) -> tuple[list, str]:
     """The mirrored accounts a mail goes to (always inside the user's scope) and a label."""
-    from django.http import QueryDict
-
-    from platforms.mirror.filters import AccountFilter
-    from platforms.mirror.selectors import mirror_accounts
-    from platforms.server.forms import AudienceKind
-
     accounts = mirror_accounts(request.user, platform)
     if data["audience"] == AudienceKind.FILTERED:
         query = data["query"].lstrip("?")
@@ -154,11 +166,6 @@ def _mail_accounts(request, platform, data) -> tuple[list, str]:
 @require_http_methods(["GET", "POST"])
 @permission("send_messages")
 def mail_compose(request, pk: int):
-    from platforms.server.forms import MailForm
-    from platforms.server.models import MailJob
-    from platforms.server.placeholders import recipient_values, render_template
-    from platforms.server.services import create_mail_job
-
     platform = get_visible_platform(request.user, pk)
     initial = {}
     if request.GET.get("query") is not None:
@@ -187,7 +194,7 @@ def mail_compose(request, pk: int):
                 }
             else:
                 job = create_mail_job(
-                    request=request, platform=platform, accounts=accounts,
+                    actor=Actor.of(request), platform=platform, accounts=accounts,
                     subject=data["subject"], body=data["body"],
                     sender_name=data["sender_name"], audience=audience)
                 return redirect("dashboard:server-mail-job", pk=platform.pk, job_id=job.pk)
@@ -197,8 +204,6 @@ def mail_compose(request, pk: int):
 @require_GET
 @permission("send_messages")
 def mail_job(request, pk: int, job_id: int):
-    from platforms.server.models import MailJob
-
     platform = get_visible_platform(request.user, pk)
     job = get_object_or_404(MailJob, platform=platform, pk=job_id)
     failed = job.recipients.filter(sent=False)[:200]
@@ -212,8 +217,6 @@ def mailbox(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     context = {"platform": platform, "error": _mt4_only(platform)}
     if not context["error"]:
-        from platforms.connections import client_for
-
         mails = _sidecar_call(context, client_for(platform).mt4.mails_request)
         context["mails"] = list(reversed(mails or []))[:500]
     return render_page(request, "dashboard/server/mailbox.html", context)
@@ -222,17 +225,15 @@ def mailbox(request, pk: int):
 @require_http_methods(["GET", "POST"])
 @permission("send_messages")
 def news(request, pk: int):
-    from platforms.server.forms import NewsForm
-    from platforms.server.services import send_news
-
     platform = get_visible_platform(request.user, pk)
     form = NewsForm(request.POST or None)
     context = {"platform": platform, "form": form, "error": _mt4_only(platform)}
     if request.method == "POST" and not context["error"] and form.is_valid():
         data = form.cleaned_data
         try:
-            send_news(request=request, platform=platform, topic=data["topic"], body=data["body"],
-                      category=data["category"], high_priority=data["high_priority"])
+            send_news(actor=Actor.of(request), platform=platform, topic=data["topic"],
+                      body=data["body"], category=data["category"],
+                      high_priority=data["high_priority"])
         except ManagerApiError as exc:
             context["error"] = api_error_text(exc, sidecar=True)
         else:
@@ -250,8 +251,6 @@ def plugin_list(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     context = {"platform": platform, "error": _mt4_only(platform)}
     if not context["error"]:
-        from platforms.connections import client_for
-
         context["plugins"] = _sidecar_call(context, client_for(platform).mt4.plugins_get)
     return render_page(request, "dashboard/server/plugins.html", context)
 
@@ -260,9 +259,6 @@ def plugin_list(request, pk: int):
 @permission("manage_plugins")
 def plugin_detail(request, pk: int, pos: int):
     """Parameters of one plugin; POST "review" shows the diff, POST "apply" sends it."""
-    from platforms.connections import client_for
-    from platforms.server.services import diff_params, plugin_values, update_plugin_params
-
     platform = get_visible_platform(request.user, pk)
     context = {"platform": platform, "pos": pos, "error": _mt4_only(platform)}
     if context["error"]:
@@ -281,8 +277,8 @@ def plugin_detail(request, pk: int, pos: int):
             context["notice"] = "Nothing changed; nothing was sent."
         elif "apply" in request.POST:
             try:
-                applied = update_plugin_params(request=request, platform=platform, pos=pos,
-                                               new_values=proposed)
+                applied = update_plugin_params(actor=Actor.of(request), platform=platform,
+                                               pos=pos, new_values=proposed)
             except ManagerApiError as exc:
                 context["error"] = api_error_text(exc, sidecar=True)
             else:
@@ -296,16 +292,13 @@ def plugin_detail(request, pk: int, pos: int):
 @require_http_methods(["GET", "POST"])
 @permission("manage_plugins")
 def external_command(request, pk: int):
-    from platforms.server.forms import ExternalCommandForm
-    from platforms.server.services import send_external_command
-
     platform = get_visible_platform(request.user, pk)
     form = ExternalCommandForm(request.POST or None)
     context = {"platform": platform, "form": form, "error": _mt4_only(platform)}
     if request.method == "POST" and not context["error"] and form.is_valid():
         try:
             context["reply"] = send_external_command(
-                request=request, platform=platform, data=form.cleaned_data["data"])
+                actor=Actor.of(request), platform=platform, data=form.cleaned_data["data"])
         except ManagerApiError as exc:
             context["error"] = api_error_text(exc, sidecar=True)
     return render_page(request, "dashboard/server/command.html", context)
@@ -317,10 +310,6 @@ def external_command(request, pk: int):
 @require_http_methods(["GET", "POST"])
 @permission("view_reports")
 def report_page(request, pk: int):
-    from platforms.server.forms import ReportForm
-    from platforms.server.models import ReportJob
-    from platforms.server.reports import request_report
-
     platform = get_visible_platform(request.user, pk)
     form = ReportForm(request.POST or None)
     context = {"platform": platform, "form": form, "error": _mt4_only(platform),
@@ -328,23 +317,20 @@ def report_page(request, pk: int):
                                                 requested_by=request.user)[:20]}
     if request.method == "POST" and not context["error"] and form.is_valid():
         data = form.cleaned_data
-        job = request_report(request=request, platform=platform, date_from=data["date_from"],
-                             date_to=data["date_to"], scope=data["scope"])
+        job = request_report(actor=Actor.of(request), platform=platform,
+                             date_from=data["date_from"], date_to=data["date_to"],
+                             scope=data["scope"])
         return redirect("dashboard:server-report", pk=platform.pk, job_id=job.pk)
     return render_page(request, "dashboard/server/reports.html", context)
 
 
 def _own_report(request, platform, job_id):
-    from platforms.server.models import ReportJob
-
     return get_object_or_404(ReportJob, platform=platform, pk=job_id, requested_by=request.user)
 
 
 @require_GET
 @permission("view_reports")
 def report_detail(request, pk: int, job_id: int):
-    from platforms.server.reports import pnl_chart
-
     platform = get_visible_platform(request.user, pk)
     job = _own_report(request, platform, job_id)
     context = {"platform": platform, "job": job, "result": job.result,
@@ -355,11 +341,6 @@ def report_detail(request, pk: int, job_id: int):
 @require_GET
 @permission("view_reports")
 def report_export(request, pk: int, job_id: int, fmt: str):
-    from django.http import Http404
-
-    from dashboard.exports import stream_csv, xlsx_bytes
-    from platforms.server.reports import table, workbook_sheets
-
     platform = get_visible_platform(request.user, pk)
     job = _own_report(request, platform, job_id)
     if not job.result or fmt not in ("csv", "xlsx"):

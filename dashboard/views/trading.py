@@ -17,6 +17,7 @@ from dashboard.access import staff_required
 from dashboard.exports import stream_csv
 from dashboard.rendering import render_page
 from platforms.access.scope import get_visible_platform, valid_id
+from platforms.audit import Actor
 from platforms.client import ManagerApiError
 from platforms.trading import kinds as ops
 from platforms.trading import selectors
@@ -27,7 +28,6 @@ from platforms.trading.forms import FORMS, ReauthForm, mark_reauth, reauth_fresh
 from platforms.trading.models import TaskKind, TaskState
 from platforms.trading.reconcile import request_reconcile
 from platforms.trading.submit import IdempotencyConflict, submit
-from platforms.trading.trail import Actor
 
 TEMPLATE = "dashboard/trading/operation.html"
 ACCOUNT_FREE_KINDS = {TaskKind.CREATE_ACCOUNT, *ops.BULK_COMMANDS}

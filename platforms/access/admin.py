@@ -52,7 +52,7 @@ class AuditedUserAdmin(AuditedAdmin, UserAdmin):
         response = super().user_change_password(request, id, form_url)
         user = User._default_manager.filter(pk=id).first()
         if user is not None and before is not None and user.password != before:
-            audit.record(request=request, action="user.password_change",
+            audit.record(actor=audit.Actor.of(request), action="user.password_change",
                          target=user.get_username(),
                          after={"password_changed": True,
                                 "usable_password": user.has_usable_password()})

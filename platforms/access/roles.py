@@ -6,6 +6,8 @@ The migration that creates them calls :func:`sync_roles`; run it again after add
 
 from __future__ import annotations
 
+from django.apps import apps as global_apps
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     "dealer": ["view_tradeplatform", "operate_trades", "acknowledge_alerts", "view_reports"],
     "support": ["view_tradeplatform", "view_personal_data", "edit_accounts", "send_messages"],
@@ -24,10 +26,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 
 def sync_roles(apps=None) -> None:
     """Create the role groups and give each exactly its permissions (idempotent)."""
-    if apps is None:
-        from django.apps import apps as global_apps
-
-        apps = global_apps
+    apps = apps or global_apps
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
     for role, codenames in ROLE_PERMISSIONS.items():

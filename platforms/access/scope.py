@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404
 
 from platforms.access.masks import group_allowed, masks_q
 from platforms.access.models import PlatformAccess
-from platforms.models import TradePlatform
+from platforms.models.platform import TradePlatform
 
 #: Largest primary key the database can hold (BigAutoField): a larger id is "not found", never
 #: an overflow inside the database driver.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.forms.models import model_to_dict
 
+from platforms.audit import Actor
 from platforms.audited_admin import AuditedAdmin, AuditNames
 from platforms.coverage.forms import SECRET_FIELDS, CoverageAccountForm
 from platforms.coverage.models import CoverageAccount
@@ -56,6 +57,6 @@ class CoverageAccountAdmin(AuditedAdmin, admin.ModelAdmin):
     def test_connection(self, request, queryset):
         for account in queryset:
             check = check_connection(account)
-            record_check(request, check)
+            record_check(Actor.of(request), check)
             self.message_user(request, check.summary(),
                               messages.SUCCESS if check.ok else messages.ERROR)

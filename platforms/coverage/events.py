@@ -1,7 +1,7 @@
 """A coverage account's ``WS /events``, consumed in the stream process (never a Celery worker).
 
-One :class:`AccountEvents` per enabled coverage account (``platforms.live.coverage`` runs them
-beside the platforms' hub bridges, one per account across processes). It subscribes only to the
+One :class:`AccountEvents` per enabled coverage account (``platforms.live.coverage_events`` runs
+them beside the platforms' hub bridges, one per account across processes). It subscribes only to the
 channels it uses — ``order`` (executions) and ``account`` (the account record after each one)
 — and for every event:
 

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from django import forms
 
+from platforms.coverage.hedging import HedgeInvalid, HedgeRequest
 from platforms.coverage.models import CoverageAccount
 
 SECRET_FIELDS = ("api_key", "terminal_password")
@@ -97,8 +98,6 @@ class HedgeForm(forms.Form):
                 del self.fields[name]
 
     def clean(self) -> dict:
-        from platforms.coverage.hedging import HedgeInvalid, HedgeRequest
-
         cleaned = super().clean() or {}
         if not self.errors:
             try:

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from django.core.cache import cache
 
+from platforms.coverage import dispatch
 from platforms.coverage.client import (
     BridgeApiError,
     BridgeClient,
@@ -39,6 +41,8 @@ from platforms.coverage.client import (
     TransportError,
     WriteOutcomeUnknown,
 )
+from platforms.coverage.models import CoverageAccount
+from platforms.coverage.services import bridge_config
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +158,6 @@ def _execution_keys(account_pk: int, task_id: str, request_id: str | None) -> li
 def record_execution(account_pk: int, task: Task) -> list[str]:
     """Keep an ``order`` execution event of ``account_pk`` (executed or rejected) for
     :func:`recorded_outcome`, by bridge task id and by request id. Returns the keys written."""
-    from django.core.cache import cache
-
     if task.status not in FINAL:
         return []
     keys = _execution_keys(account_pk, task.task_id, task.request_id)
@@ -171,8 +173,6 @@ def recorded_outcome(account_pk: int, hedge: HedgeRequest, request_id: str) -> T
     another task (``bridge_task_id``), whose execution says the modification happened only if
     it carries the modified values; otherwise (the modify may never have arrived) only the
     replay can tell, and None is returned."""
-    from django.core.cache import cache
-
     if hedge.action == "modify":
         raw = cache.get(_execution_keys(account_pk, hedge.bridge_task_id, None)[0])
     else:
@@ -230,10 +230,6 @@ def run_hedge(payload: dict[str, Any], request_id: str, *,
     execution already told its outcome (then nothing is sent: ``sends`` 0, ``via``
     ``events``). After a final outcome a poll of the account is queued on the ``reporting``
     queue so the exposure page follows."""
-    from platforms.coverage.models import CoverageAccount
-    from platforms.coverage.services import bridge_config
-    from platforms.coverage.tasks import poll_coverage
-
     account_pk = payload.get("coverage_account")
     account = (CoverageAccount.objects.filter(pk=account_pk, enabled=True).first()
                if isinstance(account_pk, int) else None)
@@ -255,7 +251,7 @@ def run_hedge(payload: dict[str, Any], request_id: str, *,
                 known=lambda: recorded_outcome(account.pk, hedge, request_id))
     if outcome.final:
         try:
-            poll_coverage.delay(account.pk)
+            dispatch.poll_coverage(account.pk)
         except Exception:  # the page's own staleness check queues a poll later anyway
             log.warning("could not queue a poll of coverage account %s", account.pk,
                         exc_info=True)

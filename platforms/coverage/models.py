@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.contrib.auth.models import Group
-from django.contrib.auth.signals import user_logged_in
-from django.core.cache import cache
 from django.db import models
-from django.db.models.signals import m2m_changed, post_save, pre_delete
-from django.dispatch import receiver
 
 from platforms.fields import EncryptedTextField
 from platforms.models.platform import TradePlatform
@@ -54,42 +48,3 @@ class CoverageAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.lp_name} {self.server}/{self.login})"
-
-
-def _forget_nav_answers(user_pks) -> None:
-    cache.delete_many([f"coverage:may-view-exposure:{int(pk)}" for pk in user_pks])
-
-
-@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="coverage-nav-user")
-def _user_saved(sender, instance, raw: bool = False, update_fields=None, **kwargs) -> None:
-    """Staff or superuser status may have changed: the nav's cached answer is stale (not on
-    the login's own ``last_login`` save)."""
-    if not raw and not (update_fields and set(update_fields) <= {"last_login"}):
-        _forget_nav_answers([instance.pk])
-
-
-@receiver(m2m_changed, dispatch_uid="coverage-nav-groups")
-def _roles_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
-    """A user joined or left a role (either side of ``User.groups``)."""
-    if sender is not Group.user_set.through or action not in (
-            "post_add", "post_remove", "pre_clear", "post_clear"):
-        return
-    if isinstance(instance, Group):
-        pks = pk_set if pk_set is not None else instance.user_set.values_list("pk", flat=True)
-    else:
-        pks = [instance.pk]
-    _forget_nav_answers(list(pks or []))
-
-
-@receiver(pre_delete, sender=Group, dispatch_uid="coverage-nav-group-deleted")
-def _role_deleted(sender, instance: Group, **kwargs) -> None:
-    _forget_nav_answers(list(instance.user_set.values_list("pk", flat=True)))
-
-
-@receiver(user_logged_in, dispatch_uid="coverage-nav-login")
-def _logged_in(sender, request, user, **kwargs) -> None:
-    """Answer at login (one query then) rather than on a page's first render."""
-    from platforms.coverage.selectors import may_view_exposure_cached
-
-    _forget_nav_answers([user.pk])
-    may_view_exposure_cached(user)

@@ -49,7 +49,7 @@ def may_view_exposure(user) -> bool:
 
 
 #: How long the nav's answer is remembered per user (``may_view_exposure_cached``); the
-#: signals in ``coverage.models`` drop it sooner whenever it may have changed.
+#: receivers in ``coverage.signals`` drop it sooner whenever it may have changed.
 NAV_ANSWER_SECONDS = 3600
 
 
@@ -61,7 +61,7 @@ def may_view_exposure_cached(user) -> bool:
     """:func:`may_view_exposure` for the navigation of every page, from the cache: the nav is
     on every page and must not add a query to each (list pages hold a query budget). The
     answer is computed at login, dropped whenever the user, their roles or a role change
-    (``coverage.models`` signals) and after :data:`NAV_ANSWER_SECONDS` anyway; the page
+    (``coverage.signals``) and after :data:`NAV_ANSWER_SECONDS` anyway; the page
     itself always asks afresh."""
     if not is_staff(user) or user.is_superuser:
         return may_view_exposure(user)

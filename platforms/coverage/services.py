@@ -8,11 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from platforms import audit
+from platforms.coverage import dispatch
 from platforms.coverage.client import BridgeApiError, BridgeClient, BridgeConfig
 from platforms.coverage.models import CoverageAccount
+from platforms.coverage.selectors import coverage_cache_key
 from platforms.models import TradePlatform
 from platforms.sandbox.process import SandboxInfo
 from platforms.transport import RetryPolicy
@@ -78,10 +82,10 @@ def check_connection(account: CoverageAccount) -> CoverageCheck:
         client.close()
 
 
-def record_check(request, check: CoverageCheck):
+def record_check(actor: audit.Actor, check: CoverageCheck):
     """The audit trail of a connection check (who ran it, what the bridge said)."""
     return audit.record(
-        request=request,
+        actor=actor,
         action="coverage.test_connection",
         target=check.account.name,
         after={"balance": check.balance, "currency": check.currency,
@@ -114,7 +118,7 @@ def register_sandbox_coverage_accounts(
         )
         account.covers.set(platforms)
         audit.record(
-            request=None,
+            actor=audit.Actor.system(),
             action="coverage.create" if created else "coverage.change",
             target=account.name,
             after={"bridge_base_url": info.bridge_url, "server": info.bridge_server,
@@ -136,8 +140,6 @@ SNAPSHOT_TTL_SECONDS = 3600
 def snapshot_of(state, positions, symbols: dict[str, Any]) -> dict[str, Any]:
     """The cached form of one account's reads (``selectors.coverage_snapshot`` reads it):
     ``/account``, ``/positions`` and the symbols (``{name: record}``), stamped now."""
-    from django.utils import timezone
-
     return {
         "fetched_at": timezone.now().isoformat(),
         "account": msgspec.to_builtins(state),
@@ -152,10 +154,6 @@ async def arefresh_coverage_account(account_pk: int, client) -> dict[str, Any]:
     """:func:`poll_coverage_account` over an open ``AsyncBridgeClient`` (the stream process,
     after an execution event): ``/account`` and ``/positions`` read now, the symbols kept from
     the last poll (read only when there are none). Errors propagate to the caller."""
-    from django.core.cache import cache
-
-    from platforms.coverage.selectors import coverage_cache_key
-
     key = coverage_cache_key(account_pk)
     state = await client.account()
     positions = await client.positions()
@@ -171,10 +169,6 @@ def poll_coverage_account(account: CoverageAccount) -> dict[str, Any]:
     """Read ``/account``, ``/positions`` and ``/symbols`` of ``account`` and cache them for the
     net-exposure page (``selectors.coverage_snapshot``). A failed read keeps the previous
     figures (with their time) and records the error beside them."""
-    from django.core.cache import cache
-
-    from platforms.coverage.selectors import coverage_cache_key
-
     key = coverage_cache_key(account.pk)
     client = BridgeClient(bridge_config(account, timeout=5.0), retry=POLL_RETRY)
     try:
@@ -197,13 +191,9 @@ def poll_coverage_account(account: CoverageAccount) -> dict[str, Any]:
 def request_coverage_polls(account_pks: list[int]) -> int:
     """Queue a background poll for each of ``account_pks`` unless one was queued in the last
     second (a page polled by many browsers sends one poll, not one per viewer)."""
-    from django.core.cache import cache
-
-    from platforms.coverage.tasks import poll_coverage
-
     sent = 0
     for pk in account_pks:
         if cache.add(f"coverage:poll-queued:{pk}", 1, timeout=1):
-            poll_coverage.delay(pk)
+            dispatch.poll_coverage(pk)
             sent += 1
     return sent

@@ -1,7 +1,7 @@
 """Clients' trades the platform stream reported that the mirror may not hold yet.
 
 The net-exposure page's clients' side is the mirror's open trades *plus* what the live bridge
-(``platforms.live.bridge``) saw on ``StreamTrades`` since the mirror's version: an **overlay**,
+(``platforms.live.hub_relay``) saw on ``StreamTrades`` since the mirror's version: an **overlay**,
 not a write-through. The mirror is a versioned copy owned by its snapshot runs (they skip
 unchanged rows, delete what a run did not see, and stamp ``trades_as_of``); rows written beside
 them by another process would be deleted or double-counted by the next run. The overlay keeps

@@ -51,7 +51,7 @@ from django.contrib.auth import get_user_model
 from platforms.access.scope import Scope, is_staff, scope_for
 from platforms.coverage.selectors import may_view_exposure
 from platforms.live import batches, fanout, runner, store
-from platforms.live.bridge import burst_period
+from platforms.live.hub_relay import burst_period
 from platforms.live.messages import ProtocolError, Watch, dumps, error_frame, parse
 
 log = logging.getLogger("platforms.live")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 
+import redis.asyncio as aioredis
 from django.conf import settings
 
 _local_held: set[str] = set()  # keys
@@ -44,8 +45,6 @@ class BridgeLock:
 
     async def _client(self):
         if self._redis is None:
-            import redis.asyncio as aioredis
-
             self._redis = aioredis.from_url(self.redis_url)
         return self._redis
 

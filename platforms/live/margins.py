@@ -11,6 +11,7 @@ from django.utils import timezone
 from platforms import audit
 from platforms.access.scope import scope_for
 from platforms.client import ManagerApiError
+from platforms.connections import client_for
 from platforms.live import store
 from platforms.live.models import MarginAlert
 from platforms.models import TradePlatform
@@ -51,8 +52,6 @@ def _fetch(platform: TradePlatform) -> dict | None:
     """No bridge state yet: read MarginsGet (and the groups' levels) through the client."""
     if platform.kind != "MT4":
         return None
-    from platforms.connections import client_for
-
     client = client_for(platform)
     try:
         groups = {g.group: [g.margin_call, g.margin_stopout] for g in client.mt4.iter_groups()}
@@ -120,7 +119,8 @@ def margin_call_count(user) -> int:
 
 
 @transaction.atomic
-def handle_alert(request, platform: TradePlatform, login: int, action: str) -> MarginAlert:
+def handle_alert(actor: audit.Actor, platform: TradePlatform, login: int,
+                 action: str) -> MarginAlert:
     """Acknowledge the account's open alert, or assign it to the requesting user."""
     snap = store.latest(platform.pk) or {"rows": []}
     row = next((r for r in snap["rows"] if r[0] == login), None)
@@ -139,14 +139,14 @@ def handle_alert(request, platform: TradePlatform, login: int, action: str) -> M
     }
     if action == "ack":
         alert.acknowledged_at = timezone.now()
-        alert.acknowledged_by = request.user
+        alert.acknowledged_by = actor.user
     elif action == "assign":
-        alert.assigned_to = request.user
+        alert.assigned_to = actor.user
     else:
         raise ValueError(action)
     alert.save()
     audit.record(
-        request=request,
+        actor=actor,
         action=f"margin_alert.{action}",
         platform=platform,
         target=str(login),

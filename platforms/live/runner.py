@@ -1,10 +1,10 @@
 """Supervising the bridges: which platforms, one bridge each, started where.
 
 ``run_bridges()`` runs until cancelled: every enabled platform (or the ones asked for) gets a
-:class:`~platforms.live.bridge.PlatformBridge` behind a :class:`~.locks.BridgeLock`; the
+:class:`~platforms.live.hub_relay.PlatformBridge` behind a :class:`~.locks.BridgeLock`; the
 platform list is re-read every ``RESCAN_SECONDS`` so an added, disabled or edited platform
 (new URL or secret) is picked up. Beside them, every enabled coverage account's ``/events``
-(``platforms.live.coverage``), also one per account across processes.
+(``platforms.live.coverage_events``), also one per account across processes.
 
 ``ensure_started()`` is the lazy in-process start used by the consumers when
 ``REALTIME_BRIDGE = "in-process"`` (the demo): the first WebSocket starts it on the ASGI
@@ -24,8 +24,8 @@ from django.conf import settings
 
 from platforms.connections import async_client_for
 from platforms.live import store
-from platforms.live.bridge import PlatformBridge
-from platforms.live.coverage import run_coverage_events
+from platforms.live.coverage_events import run_coverage_events
+from platforms.live.hub_relay import PlatformBridge
 from platforms.live.locks import BridgeLock
 from platforms.models import TradePlatform
 

@@ -40,6 +40,7 @@ from django.utils import timezone
 from platforms import audit
 from platforms.client import ManagerApiError
 from platforms.connections import client_for
+from platforms.mirror import dispatch
 from platforms.mirror.models import (
     MirrorState,
     SnapshotKind,
@@ -82,29 +83,30 @@ def active_run(platform: TradePlatform) -> SnapshotRun | None:
 
 @transaction.atomic
 def request_run(
-    platform: TradePlatform, kind: str, *, user=None, request=None
+    platform: TradePlatform, kind: str, *, actor: audit.Actor | None = None
 ) -> tuple[SnapshotRun, bool]:
     """Queue a run of ``kind`` for ``platform`` ("Run now" and schedules).
 
     Returns ``(run, created)``: while a run of the platform is queued or running, that run
-    is returned instead of queueing a second one. A staff request is audited. The task is
-    sent when the transaction commits, so the worker always finds the row.
+    is returned instead of queueing a second one. A signed-in ``actor``'s request is audited
+    (none: a schedule's). The task is sent when the transaction commits, so the worker always
+    finds the row.
     """
     if kind not in SnapshotKind.values:
         raise ValueError(f"unknown snapshot kind {kind!r}")
     existing = active_run(platform)
     if existing is not None and not _claim_is_stale(platform, existing):
         return existing, False
-    staff = user is not None and user.is_authenticated
+    user = actor.signed_in_user if actor is not None else None
     run = SnapshotRun.objects.create(
         platform=platform,
         kind=kind,
-        trigger=SnapshotTrigger.STAFF if staff else SnapshotTrigger.SCHEDULE,
-        requested_by=user if staff else None,
+        trigger=SnapshotTrigger.SCHEDULE if user is None else SnapshotTrigger.STAFF,
+        requested_by=user,
     )
-    if staff:
+    if user is not None:
         audit.record(
-            request=request,
+            actor=actor,
             action="snapshot.run",
             platform=platform,
             target=f"{platform.name} {kind} snapshot #{run.pk}",
@@ -116,11 +118,8 @@ def request_run(
 
 def enqueue(run_id: int) -> None:
     """Send the task of ``run_id`` and remember its id on the row."""
-    # Late import: the tasks module wraps this one (a module-level import would be a cycle).
-    from platforms.mirror.tasks import snapshot_platform
-
-    result = snapshot_platform.delay(run_id)
-    SnapshotRun.objects.filter(pk=run_id, celery_task_id="").update(celery_task_id=result.id)
+    task_id = dispatch.snapshot_platform(run_id)
+    SnapshotRun.objects.filter(pk=run_id, celery_task_id="").update(celery_task_id=task_id)
 
 
 def _claim_is_stale(platform: TradePlatform, run: SnapshotRun) -> bool:

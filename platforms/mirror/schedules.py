@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 
-from django.db import transaction
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
+from django.apps import apps as global_apps
 
+from platforms.mirror import dispatch
 from platforms.models import TradePlatform
 
-TASK = "platforms.tasks.snapshot_scheduled"
+TASK = dispatch.SNAPSHOT_SCHEDULED
 
 
 def schedule_name(platform_pk: int, kind: str) -> str:
@@ -25,28 +24,26 @@ def schedule_name(platform_pk: int, kind: str) -> str:
 def ensure_snapshot_schedules(platform: TradePlatform, apps=None) -> None:
     """Incremental every minute (MT5, which can only read in full: every 5 minutes), a full
     run nightly at 02:00 UTC and, on MT4, the closed-trade history at 03:00 UTC."""
-    if apps is None:
-        from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
-    else:
-        CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
-        IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-        PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    every, _ = IntervalSchedule.objects.get_or_create(
+    models = apps or global_apps
+    crontab_model = models.get_model("django_celery_beat", "CrontabSchedule")
+    interval_model = models.get_model("django_celery_beat", "IntervalSchedule")
+    task_model = models.get_model("django_celery_beat", "PeriodicTask")
+    every, _ = interval_model.objects.get_or_create(
         every=5 if platform.kind == "MT5" else 1, period="minutes"
     )
-    nightly, _ = CrontabSchedule.objects.get_or_create(
+    nightly, _ = crontab_model.objects.get_or_create(
         minute="0", hour="2", day_of_week="*", day_of_month="*", month_of_year="*",
         timezone="UTC",
     )
     plans = [("incremental", {"interval": every}), ("full", {"crontab": nightly})]
     if platform.kind == "MT4":
-        history, _ = CrontabSchedule.objects.get_or_create(
+        history, _ = crontab_model.objects.get_or_create(
             minute="0", hour="3", day_of_week="*", day_of_month="*", month_of_year="*",
             timezone="UTC",
         )
         plans.append(("history", {"crontab": history}))
     for kind, when in plans:
-        task, created = PeriodicTask.objects.get_or_create(
+        task, created = task_model.objects.get_or_create(
             name=schedule_name(platform.pk, kind),
             defaults={
                 "task": TASK,
@@ -61,18 +58,10 @@ def ensure_snapshot_schedules(platform: TradePlatform, apps=None) -> None:
             task.save(update_fields=["enabled"])
 
 
-@receiver(post_save, sender=TradePlatform, dispatch_uid="mirror-schedules")
-def _platform_saved(sender, instance: TradePlatform, raw: bool = False, **kwargs) -> None:
-    if not raw:
-        transaction.on_commit(lambda: ensure_snapshot_schedules(instance))
-
-
-@receiver(post_delete, sender=TradePlatform, dispatch_uid="mirror-schedules-delete")
-def _platform_deleted(sender, instance: TradePlatform, **kwargs) -> None:
-    from django_celery_beat.models import PeriodicTask
-
-    PeriodicTask.objects.filter(
-        name__in=[schedule_name(instance.pk, k) for k in ("incremental", "full", "history")]
+def remove_snapshot_schedules(platform_pk: int) -> None:
+    """Delete the schedules of a deleted platform."""
+    global_apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(
+        name__in=[schedule_name(platform_pk, k) for k in ("incremental", "full", "history")]
     ).delete()
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
+import hashlib
+
+from django.core.cache import cache
+from django.db.models import Case, Count, F, FloatField, OuterRef, Q, Subquery, Sum, Value, When
 
 from platforms.access.scope import group_masks_for, group_scope_q
 from platforms.mirror.models import (
@@ -41,16 +44,12 @@ def mirror_state(platform: TradePlatform):
 
 def trade_totals(trades) -> dict:
     """Count, lots, swap and profit over a (filtered) trades queryset."""
-    from django.db.models import Count, Sum
-
     return trades.aggregate(count=Count("pk"), lots=Sum("volume_lots"), swap=Sum("swap"),
                             profit=Sum("profit"), commission=Sum("commission"))
 
 
 def exposure_by_symbol(trades) -> list[dict]:
     """Per symbol: buy lots, sell lots, net lots and floating profit of open market trades."""
-    from django.db.models import Case, F, FloatField, Sum, Value, When
-
     def lots(command):
         return Sum(Case(When(command=command, then=F("volume_lots")), default=Value(0.0),
                         output_field=FloatField()))
@@ -67,8 +66,6 @@ def mirror_symbols(platform: TradePlatform):
 
 def mirror_groups(user, platform: TradePlatform):
     """Groups the user may see, each with its number of mirrored accounts."""
-    from django.db.models import Count, OuterRef, Subquery
-
     accounts = (MirrorAccount.objects.filter(platform=platform, group=OuterRef("name"))
                 .order_by().values("group").annotate(n=Count("pk")).values("n"))
     return (MirrorGroup.objects.filter(platform=platform)
@@ -78,8 +75,6 @@ def mirror_groups(user, platform: TradePlatform):
 
 def platform_summary(user, platform: TradePlatform) -> dict:
     """What the overview card shows from the mirror: counts, and money per account currency."""
-    from django.db.models import Count, Sum
-
     accounts = mirror_accounts(user, platform)
     per_currency = list(accounts.values("currency").annotate(
         balance=Sum("balance"), equity=Sum("equity"), credit=Sum("credit")).order_by("currency"))
@@ -116,10 +111,6 @@ def cached_for_filter(user, platform: TradePlatform, filterset, version_field: s
     user's group scope and the mirror version (``version_field`` of ``MirrorState``); with
     no version yet (nothing mirrored) nothing is cached.
     """
-    import hashlib
-
-    from django.core.cache import cache
-
     queryset = filterset.qs  # validates a bound form; cleaned_data holds what was applied
     state = mirror_state(platform)
     version = getattr(state, version_field, None) if state else None

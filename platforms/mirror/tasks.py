@@ -1,7 +1,8 @@
 """Celery tasks of the mirror: thin wrappers over :mod:`platforms.mirror.runs`, ids and primitives
 only.
 
-Task names keep their original ``platforms.tasks.*`` spelling (beat rows and routes store them);
+Task names keep their original ``platforms.tasks.*`` spelling (beat rows and routes store them;
+:mod:`platforms.mirror.dispatch` holds them, and is how services queue these tasks);
 ``snapshot_*`` tasks are routed to the ``reporting`` queue (``CELERY_TASK_ROUTES``).
 """
 
@@ -10,10 +11,13 @@ from __future__ import annotations
 from celery import shared_task
 
 from platforms.client import TRANSIENT_ERRORS
+from platforms.mirror import dispatch
+from platforms.mirror.runs import execute_run, request_run
+from platforms.models import TradePlatform
 
 
 @shared_task(
-    name="platforms.tasks.snapshot_platform",
+    name=dispatch.SNAPSHOT_PLATFORM,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -28,18 +32,13 @@ from platforms.client import TRANSIENT_ERRORS
 def snapshot_platform(self, run_id: int) -> dict:
     """Execute snapshot run ``run_id`` (idempotent: a finished run is not repeated; a failed
     or interrupted one runs again, a history run from its checkpoint)."""
-    from platforms.mirror.runs import execute_run
-
     run = execute_run(run_id, task_id=self.request.id or "")
     return {"run": run_id, "state": run.state if run else "missing"}
 
 
-@shared_task(name="platforms.tasks.snapshot_scheduled", acks_late=True, time_limit=120)
+@shared_task(name=dispatch.SNAPSHOT_SCHEDULED, acks_late=True, time_limit=120)
 def snapshot_scheduled(platform_id: int, kind: str) -> int | None:
     """Beat entry point: queue a ``kind`` run of the platform unless one is already active."""
-    from platforms.mirror.runs import request_run
-    from platforms.models import TradePlatform
-
     platform = TradePlatform.objects.filter(pk=platform_id, enabled=True).first()
     if platform is None:
         return None

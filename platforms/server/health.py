@@ -15,10 +15,12 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.utils import timezone
 
 from platforms.connections import ConnectionCheck, check_connection
+from platforms.live import store
 from platforms.mirror.models import MirrorState
 from platforms.models import TradePlatform
 from platforms.server.models import BreakerTransition, HealthSample
@@ -111,8 +113,6 @@ def queue_depths() -> dict[str, int | None]:
                     suffix = f"{queue}.msg"
                     depths[queue] = sum(1 for n in names if n.partition(".")[2] == suffix)
         elif url.startswith(("redis://", "rediss://")):
-            import redis
-
             connection = redis.Redis.from_url(url, socket_timeout=2)
             for queue in WATCHED_QUEUES:
                 depths[queue] = int(connection.llen(queue))
@@ -131,8 +131,6 @@ def mirror_age_seconds(platform: TradePlatform) -> float | None:
 
 def realtime_status(platform: TradePlatform) -> dict | None:
     """``{"up": bool, "age_seconds": float}`` from the realtime bridge, if one published."""
-    from platforms.live import store
-
     try:
         snapshot = store.latest(platform.pk)
     except Exception:

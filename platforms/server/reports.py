@@ -14,14 +14,16 @@ from datetime import date, datetime, time
 
 from django.db import transaction
 from django.db.models import Q, Sum
-from django.http import HttpRequest
 from django.utils import timezone
 
+from platforms import audit
 from platforms.access.masks import masks_q
+from platforms.access.scope import group_masks_for
 from platforms.client import ManagerApiError
 from platforms.connections import client_for
-from platforms.mirror.models import MirrorAccount
+from platforms.mirror.models import MirrorAccount, MirrorClosedTrade
 from platforms.models import TradePlatform
+from platforms.server import dispatch
 from platforms.server.models import JobState, ReportJob
 
 #: Logins per ``DailyReportsRequest`` call.
@@ -95,17 +97,14 @@ def fetch_daily_reports(platform: TradePlatform, start, end, logins: list[int]) 
 
 
 @transaction.atomic
-def request_report(*, request: HttpRequest, platform: TradePlatform, date_from: date,
+def request_report(*, actor: audit.Actor, platform: TradePlatform, date_from: date,
                    date_to: date, scope: str) -> ReportJob:
     """Store a report job (scoped to the requester's group masks) and queue it at commit."""
-    from platforms.access.scope import group_masks_for
-    from platforms.server.tasks import build_report
-
     job = ReportJob.objects.create(
-        platform=platform, requested_by=request.user, scope=scope, date_from=date_from,
-        date_to=date_to, group_masks=group_masks_for(request.user, platform),
+        platform=platform, requested_by=actor.user, scope=scope, date_from=date_from,
+        date_to=date_to, group_masks=group_masks_for(actor.user, platform),
     )
-    transaction.on_commit(lambda: build_report.delay(job.pk))
+    dispatch.build_report_after_commit(job.pk)
     return job
 
 
@@ -132,8 +131,6 @@ def execute_report(job_id: int) -> ReportJob | None:
 
 def mirror_summary(platform: TradePlatform, start, end, logins: Iterable[int]) -> dict:
     """Deposits and clients' closed P&L of the mirrored closed trades in [start, end]."""
-    from platforms.mirror.models import MirrorClosedTrade
-
     trades = MirrorClosedTrade.objects.filter(
         platform=platform, login__in=list(logins), close_time__gte=start, close_time__lte=end)
     deposit = trades.filter(command="Balance").aggregate(s=Sum("profit"))["s"] or 0.0

@@ -14,13 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
 from platforms import audit
-from platforms.client import ManagerApiError
+from platforms.client import ManagerApiError, MT4PluginConfig, MT4PluginParam
 from platforms.connections import client_for
+from platforms.mirror.models import MirrorAccount
 from platforms.models import TradePlatform
+from platforms.server import dispatch
 from platforms.server.models import JobState, MailJob, MailRecipient
 from platforms.server.placeholders import recipient_values, render_template, uses_placeholders
 
@@ -35,14 +36,12 @@ MAIL_CHUNK = 10_000
 
 @transaction.atomic
 def create_mail_job(
-    *, request: HttpRequest, platform: TradePlatform, accounts: Iterable, subject: str,
+    *, actor: audit.Actor, platform: TradePlatform, accounts: Iterable, subject: str,
     body: str, sender_name: str, audience: str,
 ) -> MailJob:
     """Store the job and its recipients, audit it, and queue it on ``reporting`` at commit."""
-    from platforms.server.tasks import send_mail_job
-
     job = MailJob.objects.create(
-        platform=platform, requested_by=request.user, subject=subject, body_template=body,
+        platform=platform, requested_by=actor.user, subject=subject, body_template=body,
         sender_name=sender_name, audience=audience[:500],
     )
     logins = sorted({a.login for a in accounts})
@@ -51,18 +50,16 @@ def create_mail_job(
     )
     job.recipients_total = len(logins)
     job.save(update_fields=["recipients_total"])
-    audit.record(request=request, action="mail.queue", platform=platform,
+    audit.record(actor=actor, action="mail.queue", platform=platform,
                  target=f"mail job #{job.pk}",
                  after={"subject": subject, "recipients": len(logins), "audience": audience,
                         "body_bytes": len(body.encode())})
-    transaction.on_commit(lambda: send_mail_job.delay(job.pk))
+    dispatch.send_mail_job_after_commit(job.pk)
     return job
 
 
 def _batches(job: MailJob, pending: list[MailRecipient]) -> list[tuple[str, str, list[int]]]:
     """(subject, body, logins) per MailSend call: one rendering per distinct text, ≤10,000."""
-    from platforms.mirror.models import MirrorAccount
-
     personal = uses_placeholders(job.subject) or uses_placeholders(job.body_template)
     if not personal:
         logins = [r.login for r in pending]
@@ -115,14 +112,14 @@ def execute_mail_job(job_id: int) -> MailJob | None:
     job.error = "; ".join(dict.fromkeys(errors))[:2000]
     job.finished_at = timezone.now()
     job.save()
-    audit.record(request=None, action="mail.send", platform=job.platform,
+    audit.record(actor=audit.Actor.system(), action="mail.send", platform=job.platform,
                  target=f"mail job #{job.pk}", outcome="ok" if not errors else "error",
                  after={"sent": job.recipients_sent, "failed": job.recipients_failed},
                  detail=job.error[:500])
     return job
 
 
-def send_news(*, request: HttpRequest, platform: TradePlatform, topic: str, body: str,
+def send_news(*, actor: audit.Actor, platform: TradePlatform, topic: str, body: str,
               category: str, high_priority: bool) -> None:
     """``NewsSend`` to every terminal; audited (also when it fails). Raises the API error."""
     after = {"topic": topic, "category": category, "high_priority": high_priority,
@@ -131,10 +128,10 @@ def send_news(*, request: HttpRequest, platform: TradePlatform, topic: str, body
         client_for(platform).mt4.news_send(topic, body, category=category or None,
                                            high_priority=high_priority)
     except ManagerApiError as exc:
-        audit.record(request=request, action="news.send", platform=platform, target=topic[:100],
+        audit.record(actor=actor, action="news.send", platform=platform, target=topic[:100],
                      after=after, outcome="error", detail=str(exc)[:500])
         raise
-    audit.record(request=request, action="news.send", platform=platform, target=topic[:100],
+    audit.record(actor=actor, action="news.send", platform=platform, target=topic[:100],
                  after=after)
 
 
@@ -158,12 +155,10 @@ def diff_params(before: dict[str, str], after: dict[str, str]) -> list[ParamChan
             if before.get(n) != after.get(n)]
 
 
-def update_plugin_params(*, request: HttpRequest, platform: TradePlatform, pos: int,
+def update_plugin_params(*, actor: audit.Actor, platform: TradePlatform, pos: int,
                          new_values: dict[str, str]) -> list[ParamChange]:
     """Re-read the plugin's parameters, apply ``new_values`` with ``CfgUpdatePlugin`` and audit
     before/after. Returns the changes (empty: nothing sent)."""
-    from platforms.client import MT4PluginConfig, MT4PluginParam
-
     client = client_for(platform)
     current = client.mt4.plugin_param_get(pos)
     before = plugin_values(current)
@@ -179,10 +174,10 @@ def update_plugin_params(*, request: HttpRequest, platform: TradePlatform, pos: 
     try:
         client.mt4.cfg_update_plugin(param)
     except ManagerApiError as exc:
-        audit.record(request=request, action="plugin.update", platform=platform, target=file,
+        audit.record(actor=actor, action="plugin.update", platform=platform, target=file,
                      before=before, after=merged, outcome="error", detail=str(exc)[:500])
         raise
-    audit.record(request=request, action="plugin.update", platform=platform, target=file,
+    audit.record(actor=actor, action="plugin.update", platform=platform, target=file,
                  before=before, after=merged)
     return changes
 
@@ -203,17 +198,17 @@ class CommandReply:
         return self.data.hex(" ")
 
 
-def send_external_command(*, request: HttpRequest, platform: TradePlatform,
+def send_external_command(*, actor: audit.Actor, platform: TradePlatform,
                           data: bytes) -> CommandReply:
     """``ExternalCommandBinary``; audited with the payload's size and first bytes only."""
     sent = {"bytes": len(data), "head_hex": data[:32].hex()}
     try:
         result = client_for(platform).mt4.external_command_binary(data)
     except ManagerApiError as exc:
-        audit.record(request=request, action="plugin.external_command", platform=platform,
+        audit.record(actor=actor, action="plugin.external_command", platform=platform,
                      after=sent, outcome="error", detail=str(exc)[:500])
         raise
     reply = getattr(result.data, "data", None) or b""
-    audit.record(request=request, action="plugin.external_command", platform=platform,
+    audit.record(actor=actor, action="plugin.external_command", platform=platform,
                  after={**sent, "reply_bytes": len(reply)})
     return CommandReply(bytes(reply))

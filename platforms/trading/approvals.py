@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from platforms import audit
+from platforms.audit import Actor
 from platforms.models import TradePlatform
 from platforms.trading import dispatch, kinds
 from platforms.trading.errors import OperationRefused
@@ -23,7 +24,7 @@ from platforms.trading.models import (
     TaskState,
     TradeTask,
 )
-from platforms.trading.trail import Actor, audit_task
+from platforms.trading.trail import audit_task
 
 
 def policy_for(platform: TradePlatform) -> OperationPolicy:
@@ -47,7 +48,7 @@ def ensure_allowed(actor: Actor, platform: TradePlatform, kind: str, *, login=No
     if actor.user.has_perm(f"platforms.{spec.permission}"):
         return
     audit.record(
-        request=actor, action=f"trade_task.{kind}", platform=platform,
+        actor=actor, action=f"trade_task.{kind}", platform=platform,
         target=str(login or ""), outcome="forbidden",
         detail=f"missing permission {spec.permission}",
     )

@@ -10,6 +10,7 @@ import msgspec
 from django.db.models import F
 from django.utils import timezone
 
+from platforms.audit import Actor
 from platforms.client import ManagerApiError, NotFound
 from platforms.connections import client_for
 from platforms.trading import dispatch, kinds
@@ -18,7 +19,7 @@ from platforms.trading.errors import NOT_SENT_ERRORS, OperationRefused, staff_me
 from platforms.trading.hedges import execute_hedge
 from platforms.trading.models import TaskKind, TaskState, TradeTask
 from platforms.trading.outcomes import OPEN_STATES, RECONCILE_DELAYS, confirm, send, transition
-from platforms.trading.trail import Actor, audit_task
+from platforms.trading.trail import audit_task
 
 #: the server keeps a key's result ~1 minute after an answer that arrived, 1 hour after an
 #: OutcomeUnknown: an operation that cannot be found by reading is resent only inside this

@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from platforms import audit
+from platforms.audit import Actor
 from platforms.models import AuditEvent, TradePlatform
 from platforms.trading import dispatch, kinds, wire
 from platforms.trading.approvals import ensure_allowed, needs_approval
@@ -20,7 +21,7 @@ from platforms.trading.errors import OperationRefused
 from platforms.trading.inserts import fetch_one_prepared, insert_select, insert_values
 from platforms.trading.kinds import BATCHED_KINDS
 from platforms.trading.models import OperationPolicy, TaskKind, TaskState, TradeTask
-from platforms.trading.trail import Actor, audit_task, target_of
+from platforms.trading.trail import audit_task, target_of
 
 
 class IdempotencyConflict(Exception):
@@ -78,7 +79,7 @@ def submit(
     if submission.task.fingerprint != digest:
         existing = submission.task
         audit.record(
-            request=actor, action=f"trade_task.{kind}", platform=platform,
+            actor=actor, action=f"trade_task.{kind}", platform=platform,
             target=str(login or ""), outcome="conflict", request_id=request_id,
             after={"kind": kind, **payload},
             detail=f"request id already used by task {existing.pk}",

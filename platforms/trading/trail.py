@@ -6,32 +6,10 @@ task's request id; a worker has no request, so it records under the staff member
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from platforms import audit
+from platforms.audit import Actor
 from platforms.models import AuditEvent
 from platforms.trading.models import TradeTask
-
-
-@dataclass
-class Actor:
-    """Who acts, for the audit trail: a request when there is one, else the task's requester.
-
-    ``platforms.audit.record`` reads ``request.user`` and ``request.META['REMOTE_ADDR']``;
-    a worker has no request, so it records the attempt under the staff member who asked.
-    """
-
-    user: Any
-    ip: str | None = None
-    META: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.META = {"REMOTE_ADDR": self.ip} if self.ip else {}
-
-    @classmethod
-    def of(cls, request) -> Actor:
-        return cls(request.user, audit.client_ip(request))
 
 
 def target_of(task: TradeTask) -> str:
@@ -46,7 +24,7 @@ def audit_task(task: TradeTask, action: str, outcome: str, *, actor: Actor | Non
                before=None, after=None, detail: str = "") -> None:
     """One step of the task in the audit trail, under ``actor`` or else the requester."""
     audit.record(
-        request=actor or Actor(task.requested_by, task.requested_ip),
+        actor=actor or Actor(task.requested_by, task.requested_ip),
         action=action,
         platform=task.platform,
         target=target_of(task),

@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import pybreaker
+import redis
 
 from .errors import CircuitOpen, ForeignAnswer, MaybeSent, NothingSent, UpstreamDown
 
@@ -122,8 +123,6 @@ class CircuitBreaker:
         self._is_failure = is_failure
         self.listeners: list[StateListener] = list(listeners or [])
         if storage is None and redis_url:
-            import redis  # imported lazily: only needed for shared state
-
             storage = pybreaker.CircuitRedisStorage(
                 pybreaker.STATE_CLOSED,
                 redis.Redis.from_url(redis_url),

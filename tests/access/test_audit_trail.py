@@ -221,7 +221,7 @@ def test_schedule_actions_and_edits_in_admin_are_audited(admin_client):
 
 @pytest.mark.django_db
 def test_the_orm_refuses_to_change_or_delete_an_audit_event():
-    event = audit.record(request=None, action="test.write", target="x", after={"a": 1})
+    event = audit.record(actor=None, action="test.write", target="x", after={"a": 1})
     event.target = "rewritten"
     with pytest.raises(AppendOnlyError):
         event.save()
@@ -267,7 +267,7 @@ def test_postgresql_refuses_update_delete_and_truncate_of_the_audit_table_in_any
     # first: PostgreSQL cannot TRUNCATE a table this transaction has inserted into
     with pytest.raises(IntegrityError, match="append-only"):
         _raw(f"TRUNCATE {table}")
-    event = audit.record(request=None, action="test.write", target="x",
+    event = audit.record(actor=None, action="test.write", target="x",
                          platform=TradePlatformFactory())
     other = StaffUserFactory(username="someone")
     for statement in (f"UPDATE {table} SET target = 'rewritten' WHERE id = %s",  # noqa: S608
@@ -326,7 +326,7 @@ def test_archive_audit_writes_the_old_events_then_deletes_them(tmp_path, name):
     user = StaffUserFactory(username="dealer1")
     first = _event_at(old, "old.one", actor=user, target="a", before={"x": 1})
     second = _event_at(old, "old.two", target="b")
-    recent = audit.record(request=None, action="recent.one")
+    recent = audit.record(actor=None, action="recent.one")
     archive = tmp_path / name
 
     call_command("archive_audit", "--before", "2026-01-01", "--to", str(archive))

@@ -21,16 +21,16 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 
+from platforms.audit import Actor
 from platforms.coverage import hedging
 from platforms.coverage.events import AccountEvents
 from platforms.coverage.selectors import coverage_snapshot
 from platforms.coverage.services import bridge_config, register_sandbox_coverage_accounts
-from platforms.live.coverage import run_coverage_events
+from platforms.live.coverage_events import run_coverage_events
 from platforms.services import register_sandbox_platforms
 from platforms.trading.execute import execute
 from platforms.trading.models import TaskState, TradeTask
 from platforms.trading.submit import submit
-from platforms.trading.trail import Actor
 from tests.factories import grant
 from tests.sandbox_process import forget_connections
 from tests.workers import CeleryWorker, worker_env

@@ -10,6 +10,7 @@ import uuid
 import pytest
 from django.contrib.auth import get_user_model
 
+from platforms.audit import Actor
 from platforms.coverage.services import poll_coverage_account, register_sandbox_coverage_accounts
 from platforms.models import AuditEvent
 from platforms.services import register_sandbox_platforms
@@ -17,7 +18,6 @@ from platforms.trading.execute import execute
 from platforms.trading.models import TaskState, TradeTask
 from platforms.trading.reconcile import reconcile
 from platforms.trading.submit import submit
-from platforms.trading.trail import Actor
 from tests.factories import grant
 from tests.sandbox_process import forget_connections
 from tests.workers import CeleryWorker, worker_env

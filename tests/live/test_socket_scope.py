@@ -22,7 +22,7 @@ from platforms.client import AsyncManagerClient
 from platforms.client import records as r
 from platforms.connections import platform_config
 from platforms.live import store
-from platforms.live.bridge import PlatformBridge
+from platforms.live.hub_relay import PlatformBridge
 from tests.factories import StaffUserFactory, grant
 from tests.live.sockets import events_of, frames, frames_until, open_socket, rows_of
 from tests.sandbox_process import forget_connections

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -14,6 +16,7 @@ from django.utils import timezone
 from platforms.access.models import PlatformAccess
 from platforms.mirror.models import SnapshotRun, SnapshotState
 from platforms.models import AuditEvent
+from platforms.sandbox.process import ROOT
 from tests.factories import (
     MirrorAccountFactory,
     MirrorClosedTradeFactory,
@@ -22,6 +25,7 @@ from tests.factories import (
     StaffUserFactory,
     TradePlatformFactory,
 )
+from tests.workers import worker_env
 
 pytestmark = pytest.mark.django_db
 
@@ -96,6 +100,32 @@ def test_run_now_is_audited_and_enqueued_on_commit(operator, platform,
         operator.post(reverse("dashboard:snapshot-run", args=[platform.pk]), {"kind": "full"})
     assert SnapshotRun.objects.filter(platform=platform).count() == 1  # one active run at a time
     assert callbacks == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_that_never_loads_the_migrations_keeps_the_schedules_in_step():
+    """Web, worker and beat processes never import the migrations: the app itself connects
+    the receivers that create a saved platform's schedules and delete a deleted one's."""
+    from django_celery_beat.models import PeriodicTask
+
+    script = (
+        "import django; django.setup()\n"
+        "import sys\n"
+        "from django.db.migrations.loader import MIGRATIONS_MODULE_NAME\n"
+        "from platforms.models import TradePlatform\n"
+        "from tests.factories import TradePlatformFactory\n"
+        "kept = TradePlatformFactory(name='Saved elsewhere')\n"
+        "gone = TradePlatformFactory(name='Deleted elsewhere')\n"
+        "TradePlatform.objects.filter(pk=gone.pk).delete()\n"
+        "assert not any(m.startswith('platforms.' + MIGRATIONS_MODULE_NAME) for m in sys.modules)\n"
+        "print(kept.pk, gone.pk)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=worker_env({}),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    kept, gone = map(int, done.stdout.split())
+    assert PeriodicTask.objects.filter(name__contains=f"platform #{kept}").count() == 3
+    assert not PeriodicTask.objects.filter(name__contains=f"platform #{gone}").exists()
 
 
 def test_run_now_needs_the_permission_and_a_post(client, platform):

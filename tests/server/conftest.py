@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import pytest
 
+from dashboard.celery import app as celery_app
+from platforms.server import tasks as server_tasks
 from tests.factories import StaffUserFactory, grant
+
+
+@pytest.fixture
+def run_tasks_inline():
+    """The tasks the services queue (by name, through ``platforms.server.dispatch``) run in
+    this process, as a worker runs them: Celery's eager mode, errors raised here."""
+    assert server_tasks.send_mail_job.name in celery_app.tasks  # registered: sent eagerly
+    eager = {"task_always_eager": True, "task_eager_propagates": True}
+    saved = {key: celery_app.conf[key] for key in eager}
+    celery_app.conf.update(eager)
+    yield
+    celery_app.conf.update(saved)
 
 
 def _client_with_role(client, platforms, role: str, username: str):

@@ -24,12 +24,8 @@ def mirrored(sandbox_platforms):
 
 
 @pytest.fixture
-def run_jobs_inline(monkeypatch):
-    """``send_mail_job.delay`` runs the job in this process (the worker path is the same)."""
-    from platforms.server import tasks as server_tasks
-
-    monkeypatch.setattr(server_tasks.send_mail_job, "delay",
-                        lambda job_id: server_ops.execute_mail_job(job_id))
+def run_jobs_inline(run_tasks_inline):
+    """A queued mail job runs in this process (the worker's path: the task itself)."""
 
 
 def _post(client, platform, **data):

@@ -19,11 +19,8 @@ LOGINS = [100001, 100002, 100003, 100004, 100005]
 
 
 @pytest.fixture
-def run_reports_inline(monkeypatch):
-    from platforms.server import tasks as server_tasks
-
-    monkeypatch.setattr(server_tasks.build_report, "delay",
-                        lambda job_id: reports.execute_report(job_id))
+def run_reports_inline(run_tasks_inline):
+    """A queued report job runs in this process (the worker's path: the task itself)."""
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from platforms.audit import Actor
 from platforms.models import AuditEvent
 from platforms.trading import dispatch, drain
 from platforms.trading.execute import execute
 from platforms.trading.models import TaskState, TradeTask
 from platforms.trading.submit import submit
-from platforms.trading.trail import Actor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,9 +11,9 @@ from decimal import Decimal
 
 import pytest
 
+from platforms.audit import Actor
 from platforms.trading.models import TaskState, TradeTask
 from platforms.trading.submit import submit
-from platforms.trading.trail import Actor
 from tests.trading.conftest import wait_for
 
 #: 500 in the issue; 100 keeps this test near 30 s on the 2-core box (the benchmark runs 1,000)

@@ -8,12 +8,12 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied
 
+from platforms.audit import Actor
 from platforms.models import AuditEvent
 from platforms.trading.approvals import decide
 from platforms.trading.errors import OperationRefused
 from platforms.trading.models import OperationPolicy, TaskState, TradeTask
 from platforms.trading.submit import IdempotencyConflict, submit
-from platforms.trading.trail import Actor
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from platforms.audit import Actor
 from platforms.connections import client_for
 from platforms.trading.models import TaskState, TradeTask
 from platforms.trading.submit import submit
 from platforms.trading.sweep import sweep
-from platforms.trading.trail import Actor
 from tests.trading.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

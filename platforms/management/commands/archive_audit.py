@@ -94,7 +94,7 @@ class Command(BaseCommand):
             if deleted != written:
                 # raising rolls the deletes back: the file is an extra copy, nothing is lost
                 raise CommandError(f"deleted {deleted} rows, archived {written}; rolled back.")
-            audit.record(request=None, action="audit.archive", target=to.name[:200],
+            audit.record(actor=audit.Actor.system(), action="audit.archive", target=to.name[:200],
                          after={"before": before.isoformat(), "rows": written,
                                 "first_id": ids[0], "last_id": ids[-1], "sha256": digest},
                          detail=f"archived to {to}")

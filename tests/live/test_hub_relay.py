@@ -11,8 +11,8 @@ from channels.layers import InMemoryChannelLayer
 from platforms.client import AsyncManagerClient
 from platforms.connections import platform_config
 from platforms.live import batches
-from platforms.live.bridge import PlatformBridge
 from platforms.live.groups import platform_group
+from platforms.live.hub_relay import PlatformBridge
 
 pytestmark = pytest.mark.timeout(90)
 

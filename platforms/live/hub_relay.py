@@ -1,4 +1,4 @@
-"""The upstream bridge: one hub connection per platform → coalesced channel-layer updates.
+"""The hub relay: one SignalR hub connection per platform → coalesced channel-layer updates.
 
 For one platform it keeps a SignalR connection to the vendor hub (``signalr.HubConnection``),
 streams margin calls, trades, user updates and ticks, and publishes to the channel layer:

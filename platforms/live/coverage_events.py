@@ -34,6 +34,9 @@ from platforms.coverage.models import CoverageAccount
 from platforms.coverage.services import bridge_config
 from platforms.live.groups import exposure_group
 from platforms.live.locks import BridgeLock
+from platforms.trading import dispatch as trading_dispatch
+from platforms.trading.kinds import COVERAGE_KINDS
+from platforms.trading.models import TaskState, TradeTask
 
 log = logging.getLogger("platforms.live")
 RESCAN_SECONDS = 30.0
@@ -60,9 +63,6 @@ async def announce_coverage_change(account_pk: int, layer=None) -> list[int]:
 
 def _hedge_tasks_awaiting(account_pk: int, task: Task) -> list[int]:
     """Hedge trade tasks of ``account_pk`` this execution may settle and that still wait."""
-    from platforms.trading.kinds import COVERAGE_KINDS
-    from platforms.trading.models import TaskState, TradeTask
-
     match = Q(payload__bridge_task_id=task.task_id) if task.task_id else Q(pk__in=[])
     with contextlib.suppress(ValueError):  # else not one of ours (request ids are UUIDs)
         match |= Q(request_id=uuid.UUID(str(task.request_id)))
@@ -74,11 +74,9 @@ def _hedge_tasks_awaiting(account_pk: int, task: Task) -> list[int]:
 
 
 def _reconcile_hedges(account_pk: int, task: Task) -> list[int]:
-    from platforms.trading.tasks import reconcile_trade_task
-
     pks = _hedge_tasks_awaiting(account_pk, task)
     for pk in pks:
-        reconcile_trade_task.delay(pk)  # routed to the ``trading`` queue
+        trading_dispatch.reconcile_now(pk)  # routed to the ``trading`` queue
     return pks
 
 
