@@ -1,0 +1,55 @@
+"""Session middleware of the dashboard: idle expiry, and a TOTP token before any page when
+two-factor authentication is required."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+
+from dashboard.login_security import two_factor_required
+
+# Requests an idle user's page makes by itself: htmx polls, and re-reads that the live socket or a
+# timer triggers. live.js marks them (`htmx:configRequest`), and they do not extend the session.
+BACKGROUND_HEADER = "HTTP_X_DASHBOARD_BACKGROUND"
+
+
+class IdleSessionMiddleware:
+    """Push the session's expiry ``SESSION_COOKIE_AGE`` seconds on from each request the user
+    made. Background requests leave it alone, and so does the live WebSocket (it never saves
+    the session), so an open tab does not keep a session alive forever."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated and BACKGROUND_HEADER not in request.META:
+            request.session.modified = True  # saved with a fresh expiry, cookie re-sent
+        return self.get_response(request)
+
+
+class RequireTwoFactorMiddleware:
+    """When 2FA is required (``DASHBOARD_REQUIRE_2FA``, or ``DASHBOARD_ADMIN_REQUIRE_2FA`` for
+    /admin/), a signed-in user whose session has no verified TOTP device is sent to the token
+    page (or, before their first device, to enrolment) for anything but that page and logout."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if (user.is_authenticated and not user.is_verified()
+                and two_factor_required(request) and not self._exempt(request)):
+            target = reverse("two-factor") + "?" + urlencode({"next": request.get_full_path()})
+            if request.htmx:
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = target
+                return response
+            return HttpResponseRedirect(target)
+        return self.get_response(request)
+
+    @staticmethod
+    def _exempt(request: HttpRequest) -> bool:
+        return request.path in {reverse("two-factor"), reverse("logout"), reverse("healthz")}
