@@ -3,6 +3,7 @@ two-factor authentication is required."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
@@ -19,14 +20,23 @@ BACKGROUND_HEADER = "HTTP_X_DASHBOARD_BACKGROUND"
 class IdleSessionMiddleware:
     """Push the session's expiry ``SESSION_COOKIE_AGE`` seconds on from each request the user
     made. Background requests leave it alone, and so does the live WebSocket (it never saves
-    the session), so an open tab does not keep a session alive forever."""
+    the session), so an open tab does not keep a session alive forever.
+
+    The session is saved at most once a ``REFRESH_SECONDS`` (not on every request: a write per
+    page and per htmx swap), so the idle limit holds to within that much."""
+
+    REFRESH_SECONDS = 60
+    ACTIVITY_KEY = "_dashboard_active_at"
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.user.is_authenticated and BACKGROUND_HEADER not in request.META:
-            request.session.modified = True  # saved with a fresh expiry, cookie re-sent
+            now = int(time.time())
+            if now - request.session.get(self.ACTIVITY_KEY, 0) >= self.REFRESH_SECONDS:
+                # saved with a fresh expiry, and the cookie re-sent with it
+                request.session[self.ACTIVITY_KEY] = now
         return self.get_response(request)
 
 
@@ -53,3 +63,10 @@ class RequireTwoFactorMiddleware:
     @staticmethod
     def _exempt(request: HttpRequest) -> bool:
         return request.path in {reverse("two-factor"), reverse("logout"), reverse("healthz")}
+
+
+def mark_active_at_login(sender, request: HttpRequest, user, **kwargs) -> None:
+    """Signing in is activity: the new session (saved by the login anyway) starts its idle
+    clock, so the first page after it needs no second write."""
+    if request is not None and hasattr(request, "session"):
+        request.session[IdleSessionMiddleware.ACTIVITY_KEY] = int(time.time())

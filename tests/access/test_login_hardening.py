@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from dashboard.middleware import IdleSessionMiddleware
 from tests.factories import StaffUserFactory, TradePlatformFactory, grant
 
 pytestmark = pytest.mark.django_db
@@ -226,6 +227,9 @@ def test_the_users_requests_push_the_idle_expiry_on_and_background_requests_do_n
                                                                                   settings):
     settings.SESSION_COOKIE_AGE = 600
     client.force_login(StaffUserFactory(username="idle"))
+    session = client.session
+    session[IdleSessionMiddleware.ACTIVITY_KEY] -= IdleSessionMiddleware.REFRESH_SECONDS
+    session.save()  # the user's last activity: a while ago
     soon = timezone.now() + timedelta(seconds=30)
     Session.objects.filter(session_key=client.session.session_key).update(expire_date=soon)
 
@@ -239,6 +243,9 @@ def test_the_users_requests_push_the_idle_expiry_on_and_background_requests_do_n
     expiry = _session_row(client).expire_date
     assert before + timedelta(seconds=595) <= expiry <= timezone.now() + timedelta(seconds=600)
     assert response.cookies["sessionid"]["max-age"] == 600
+    # within a minute of that, another request writes nothing (the limit holds to a minute)
+    client.get(reverse("dashboard:margins"))
+    assert _session_row(client).expire_date == expiry
 
 
 def test_a_session_idle_past_its_expiry_is_signed_out(client):
