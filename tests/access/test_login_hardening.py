@@ -282,3 +282,18 @@ def test_the_admin_header_says_the_environment_and_a_platforms_page_its_platform
     body = client.get(reverse("admin:platforms_tradeplatform_change",
                               args=[platform.pk])).content.decode()
     assert "Sandbox MT5: Sandbox platform" in body
+
+
+def test_a_wrong_password_at_a_money_operations_reauthentication_counts_as_a_failure(client,
+                                                                                    rf):
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from platforms.trading.forms import ReauthForm
+
+    user = StaffUserFactory(username="reauth")
+    for _ in range(3):
+        request = rf.post("/", REMOTE_ADDR="192.0.2.77")
+        request.session = SessionStore()
+        form = ReauthForm({"password": "guess", "confirm": "1"}, user=user, request=request)
+        assert not form.is_valid()
+    assert _sign_in(client, user.username, address="198.51.100.3").status_code == 429
