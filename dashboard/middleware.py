@@ -1,5 +1,5 @@
-"""Session middleware of the dashboard: idle expiry, and a TOTP token before any page when
-two-factor authentication is required."""
+"""Session middleware of the dashboard: idle expiry, and a TOTP token before any page (and
+before the live socket) when two-factor authentication is required."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from dashboard.login_security import two_factor_required
 
 # Requests an idle user's page makes by itself: htmx polls, and re-reads that the live socket or a
-# timer triggers. live.js marks them (`htmx:configRequest`), and they do not extend the session.
+# timer triggers. page.js marks them (`htmx:configRequest`), and they do not extend the session.
 BACKGROUND_HEADER = "HTTP_X_DASHBOARD_BACKGROUND"
 
 
@@ -70,3 +73,31 @@ def mark_active_at_login(sender, request: HttpRequest, user, **kwargs) -> None:
     clock, so the first page after it needs no second write."""
     if request is not None and hasattr(request, "session"):
         request.session[IdleSessionMiddleware.ACTIVITY_KEY] = int(time.time())
+
+
+class TwoFactorSocketMiddleware:
+    """ASGI middleware inside Channels' ``AuthMiddlewareStack``: when ``DASHBOARD_REQUIRE_2FA``
+    is on, a socket whose session passed the password but not the TOTP step is anonymous (the
+    consumer then closes it), as every page would send that session to the token page."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        user = scope.get("user")
+        if (settings.DASHBOARD_REQUIRE_2FA and user is not None and user.is_authenticated
+                and not await database_sync_to_async(_session_verified)(scope, user)):
+            scope = {**scope, "user": AnonymousUser()}
+        return await self.inner(scope, receive, send)
+
+
+def _session_verified(scope, user) -> bool:
+    """What django-otp's ``OTPMiddleware`` checks for a request: the session names a confirmed
+    device of this user."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.models import Device
+
+    session = scope.get("session")
+    persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None
+    device = Device.from_persistent_id(persistent_id) if persistent_id else None
+    return device is not None and device.user_id == user.pk and device.confirmed

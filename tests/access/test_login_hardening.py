@@ -297,3 +297,36 @@ def test_a_wrong_password_at_a_money_operations_reauthentication_counts_as_a_fai
         form = ReauthForm({"password": "guess", "confirm": "1"}, user=user, request=request)
         assert not form.is_valid()
     assert _sign_in(client, user.username, address="198.51.100.3").status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_with_2fa_required_the_live_socket_refuses_a_session_that_skipped_the_token(
+        settings):
+    """The socket is checked like the pages: password alone opens no live data."""
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+
+    from dashboard.asgi import application
+
+    settings.DASHBOARD_REQUIRE_2FA = True
+
+    def session_cookie(verified: bool) -> str:
+        user = StaffUserFactory(username=f"socket-{verified}", is_superuser=True)
+        client = Client()
+        client.force_login(user)
+        if verified:
+            device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+            response = client.post(reverse("two-factor"), {"token": _token(device)})
+            assert response.status_code == 302
+        return client.cookies["sessionid"].value
+
+    async def connects(cookie: str) -> bool:
+        socket = WebsocketCommunicator(application, "/ws/live/", headers=[
+            (b"cookie", f"sessionid={cookie}".encode()), (b"origin", b"http://127.0.0.1")])
+        connected, _ = await socket.connect()
+        await socket.disconnect()
+        return connected
+
+    assert await connects(await sync_to_async(session_cookie)(verified=False)) is False
+    assert await connects(await sync_to_async(session_cookie)(verified=True)) is True

@@ -74,7 +74,9 @@ def _assert_no_inline_code(url: str, response) -> None:
 
 
 @pytest.mark.django_db
-def test_every_dashboard_page_carries_the_security_headers_and_no_inline_code(client, world):
+def test_every_dashboard_page_carries_the_security_headers_and_no_inline_code(
+    client, world  # noqa: F811
+):
     client.force_login(world.users["superuser"])
     seen = 0
     for target in world.targets:
