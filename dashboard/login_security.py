@@ -53,6 +53,13 @@ def two_factor_required(request: HttpRequest) -> bool:
     return settings.DASHBOARD_ADMIN_REQUIRE_2FA and request.path.startswith("/admin/")
 
 
+def session_verified(user) -> bool:
+    """Whether this request's user proved a TOTP device in this session (django-otp's
+    ``OTPMiddleware`` gives the user ``is_verified``; without it, nobody is verified)."""
+    check = getattr(user, "is_verified", None)
+    return bool(check and check())
+
+
 def confirmed_device(user) -> TOTPDevice | None:
     """The user's confirmed TOTP device, if they have enrolled one."""
     return TOTPDevice.objects.devices_for_user(user, confirmed=True).first()
@@ -102,4 +109,4 @@ class TwoFactorAdminSite(AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         if not super().has_permission(request):
             return False
-        return not settings.DASHBOARD_ADMIN_REQUIRE_2FA or request.user.is_verified()
+        return not settings.DASHBOARD_ADMIN_REQUIRE_2FA or session_verified(request.user)

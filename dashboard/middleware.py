@@ -13,7 +13,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from dashboard.login_security import two_factor_required
+from dashboard.login_security import session_verified, two_factor_required
 
 # Requests an idle user's page makes by itself: htmx polls, and re-reads that the live socket or a
 # timer triggers. page.js marks them (`htmx:configRequest`), and they do not extend the session.
@@ -53,10 +53,10 @@ class RequireTwoFactorMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if (user.is_authenticated and not user.is_verified()
+        if (user.is_authenticated and not session_verified(user)
                 and two_factor_required(request) and not self._exempt(request)):
             target = reverse("two-factor") + "?" + urlencode({"next": request.get_full_path()})
-            if request.htmx:
+            if request.headers.get("HX-Request") == "true":
                 response = HttpResponse(status=204)
                 response["HX-Redirect"] = target
                 return response

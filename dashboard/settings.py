@@ -99,7 +99,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "dashboard.middleware.RequireTwoFactorMiddleware",  # after htmx: it answers htmx its way
+    "dashboard.middleware.RequireTwoFactorMiddleware",  # its redirects carry the headers above
     "axes.middleware.AxesMiddleware",  # last, as axes asks: it turns a lockout into its page
 ]
 
