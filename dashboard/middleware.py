@@ -3,6 +3,7 @@ before the live socket) when two-factor authentication is required."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from urllib.parse import urlencode
@@ -101,3 +102,75 @@ def _session_verified(scope, user) -> bool:
     persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None
     device = Device.from_persistent_id(persistent_id) if persistent_id else None
     return device is not None and device.user_id == user.pk and device.confirmed
+
+
+class SessionEndSocketMiddleware:
+    """ASGI middleware inside Channels' ``AuthMiddlewareStack``: a live socket ends when its
+    session does (idle expiry, sign-out, a deleted session). The socket never extends the
+    session; without this, a page left open would go on streaming after it ended.
+
+    Every ``DASHBOARD_SOCKET_SESSION_CHECK_SECONDS`` the session is read again; once it is
+    gone, the browser gets a close (4401) and the consumer a disconnect, and nothing the
+    consumer still sends goes out."""
+
+    CLOSE_SESSION_ENDED = 4401
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        session = scope.get("session")
+        key = getattr(session, "session_key", None)
+        if scope.get("type") != "websocket" or not key:
+            return await self.inner(scope, receive, send)
+        ended = asyncio.Event()
+        closed = False
+
+        async def watch() -> None:
+            every = max(0.05, float(settings.DASHBOARD_SOCKET_SESSION_CHECK_SECONDS))
+            # Off the consumer's thread: a check must not wait behind the consumer's own work.
+            alive = database_sync_to_async(_session_alive, thread_sensitive=False)
+            while await alive(key):
+                await asyncio.sleep(every)
+            ended.set()
+
+        async def guarded_receive():
+            nonlocal closed
+            message = asyncio.ensure_future(receive())
+            end = asyncio.ensure_future(ended.wait())
+            try:
+                await asyncio.wait({message, end}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the consumer cancels this receive: nothing is left waiting
+                end.cancel()
+                received = message.done()
+                if not received:
+                    message.cancel()
+            if received:
+                return message.result()
+            if not closed:
+                closed = True
+                await send({"type": "websocket.close", "code": self.CLOSE_SESSION_ENDED})
+            return {"type": "websocket.disconnect", "code": self.CLOSE_SESSION_ENDED}
+
+        async def guarded_send(message) -> None:
+            nonlocal closed
+            if closed:
+                return
+            if message.get("type") == "websocket.close":
+                closed = True
+            await send(message)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await self.inner(scope, guarded_receive, guarded_send)
+        finally:
+            watcher.cancel()
+
+
+def _session_alive(session_key: str) -> bool:
+    """Whether the session still exists and has not expired (the store's own load says)."""
+    from importlib import import_module
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    store.load()
+    return store.session_key is not None

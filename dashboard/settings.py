@@ -311,6 +311,10 @@ OTP_TOTP_ISSUER = env.str("DASHBOARD_OTP_ISSUER", default="Broker back office")
 # A session ends after this many seconds without the user doing anything (background polls and
 # the live socket do not count: `dashboard.middleware.IdleSessionMiddleware`).
 SESSION_COOKIE_AGE = env.int("DASHBOARD_SESSION_IDLE_SECONDS", default=30 * 60)
+# How often an open live socket checks that its session still exists: it closes within this long
+# of the session's end (`dashboard.middleware.SessionEndSocketMiddleware`).
+DASHBOARD_SOCKET_SESSION_CHECK_SECONDS = env.float("DASHBOARD_SOCKET_SESSION_CHECK_SECONDS",
+                                                   default=30.0)
 
 # --- Security headers ---------------------------------------------------------------------------
 # Everything from our own origin; no inline script, no eval. Styles: Plotly adds <style> rules

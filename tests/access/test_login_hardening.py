@@ -330,3 +330,42 @@ async def test_with_2fa_required_the_live_socket_refuses_a_session_that_skipped_
 
     assert await connects(await sync_to_async(session_cookie)(verified=False)) is False
     assert await connects(await sync_to_async(session_cookie)(verified=True)) is True
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_open_live_socket_closes_when_its_session_ends(settings):
+    """The socket never extends the session, and does not outlive it either."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+
+    from dashboard.asgi import application
+    from dashboard.middleware import SessionEndSocketMiddleware
+
+    settings.DASHBOARD_SOCKET_SESSION_CHECK_SECONDS = 0.2
+
+    def session_key() -> str:
+        client = Client()
+        client.force_login(StaffUserFactory(username="socket-idle", is_superuser=True))
+        return client.cookies["sessionid"].value
+
+    key = await sync_to_async(session_key)()
+    socket = WebsocketCommunicator(application, "/ws/live/", headers=[
+        (b"cookie", f"sessionid={key}".encode()), (b"origin", b"http://127.0.0.1")])
+    connected, _ = await socket.connect()
+    assert connected
+    await asyncio.sleep(0.5)
+    assert socket.output_queue.empty() or (await socket.output_queue.get())["type"] != \
+        "websocket.close"  # alive while the session is
+    await sync_to_async(Session.objects.filter(session_key=key).update)(
+        expire_date=timezone.now() - timedelta(seconds=1))
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        message = await asyncio.wait_for(socket.output_queue.get(),
+                                          deadline - asyncio.get_running_loop().time())
+        if message["type"] == "websocket.close":
+            break
+    assert message["code"] == SessionEndSocketMiddleware.CLOSE_SESSION_ENDED
+    await socket.wait(timeout=5)  # the consumer ended cleanly, no error
