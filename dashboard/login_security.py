@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 ENROLMENT_DEVICE_NAME = "Authenticator app"
@@ -50,7 +51,8 @@ def two_factor_required(request: HttpRequest) -> bool:
     """Whether this request's path needs a session verified with a TOTP token."""
     if settings.DASHBOARD_REQUIRE_2FA:
         return True
-    return settings.DASHBOARD_ADMIN_REQUIRE_2FA and request.path.startswith("/admin/")
+    return settings.DASHBOARD_ADMIN_REQUIRE_2FA and request.path.startswith(
+        reverse("admin:index"))
 
 
 def session_verified(user) -> bool:

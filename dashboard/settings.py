@@ -308,6 +308,9 @@ DASHBOARD_REQUIRE_2FA = env.bool("DASHBOARD_REQUIRE_2FA", default=DJANGO_ENV == 
 DASHBOARD_ADMIN_REQUIRE_2FA = env.bool("DASHBOARD_ADMIN_REQUIRE_2FA",
                                        default=DASHBOARD_REQUIRE_2FA)
 OTP_TOTP_ISSUER = env.str("DASHBOARD_OTP_ISSUER", default="Broker back office")
+# The admin lists and deletes devices but never shows a user's key or QR code: whoever could
+# read it could produce that user's codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # A session ends after this many seconds without the user doing anything (background polls and
 # the live socket do not count: `dashboard.middleware.IdleSessionMiddleware`).
 SESSION_COOKIE_AGE = env.int("DASHBOARD_SESSION_IDLE_SECONDS", default=30 * 60)
