@@ -80,7 +80,7 @@ def qr_svg(uri: str) -> str:
     """The otpauth URI as an inline SVG QR code, drawn on the server (no script, no CDN)."""
     import segno
 
-    return segno.make(uri, error="m").svg_inline(scale=4, border=2, dark="#000", light="#fff")
+    return segno.make(uri, error="m").svg_inline(scale=5, border=2, dark="#000", light="#fff")
 
 
 def check_token(device: TOTPDevice, token: str) -> str:
