@@ -1,6 +1,13 @@
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_logged_in
 
 
 class DashboardConfig(AppConfig):
     name = "dashboard"
     verbose_name = "Dashboard"
+
+    def ready(self) -> None:
+        # the middleware module uses models: it loads once the registry is ready
+        from dashboard.middleware import mark_active_at_login
+
+        user_logged_in.connect(mark_active_at_login, dispatch_uid="dashboard-active-at-login")

@@ -11,13 +11,21 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from dashboard.middleware import (  # noqa: E402
+    SessionEndSocketMiddleware,
+    TwoFactorSocketMiddleware,
+)
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(
+                SessionEndSocketMiddleware(
+                    TwoFactorSocketMiddleware(URLRouter(websocket_urlpatterns))
+                )
+            )
         ),
     }
 )

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -79,6 +80,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "axes",
+    "csp",
     "platforms",
     "dashboard",
 ]
@@ -90,9 +93,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "dashboard.middleware.IdleSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "dashboard.middleware.RequireTwoFactorMiddleware",  # its redirects carry the headers above
+    "axes.middleware.AxesMiddleware",  # last, as axes asks: it turns a lockout into its page
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -109,6 +118,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
+                "dashboard.context_processors.environment",
             ],
         },
     }
@@ -278,6 +289,68 @@ if DJANGO_ENV == "production":
     SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=True)
     if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Staff login hardening: throttling, 2FA, idle expiry (README: "Signing in") -------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out user or address first
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins are counted per username and, separately, per client address: either reaching
+# the limit locks that username (from everywhere) or that address (for every username).
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env.int("DASHBOARD_LOGIN_FAILURE_LIMIT", default=5)
+# Minutes a lockout lasts; 0 keeps it until an admin unlocks (README: "Unlocking a user").
+_lockout_minutes = env.int("DASHBOARD_LOGIN_LOCKOUT_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=_lockout_minutes) if _lockout_minutes else None
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "dashboard.login_security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "dashboard.login_security.client_ip"
+# Proxies in front of the dashboard that append to X-Forwarded-For (0: REMOTE_ADDR is the client).
+DASHBOARD_TRUSTED_PROXY_COUNT = env.int("DASHBOARD_TRUSTED_PROXY_COUNT", default=0)
+# TOTP for every staff login, and for the admin site (which can also be asked for on its own).
+DASHBOARD_REQUIRE_2FA = env.bool("DASHBOARD_REQUIRE_2FA", default=DJANGO_ENV == "production")
+DASHBOARD_ADMIN_REQUIRE_2FA = env.bool("DASHBOARD_ADMIN_REQUIRE_2FA",
+                                       default=DASHBOARD_REQUIRE_2FA)
+OTP_TOTP_ISSUER = env.str("DASHBOARD_OTP_ISSUER", default="Broker back office")
+# The admin lists and deletes devices but never shows a user's key or QR code: whoever could
+# read it could produce that user's codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# A session ends after this many seconds without the user doing anything (background polls and
+# the live socket do not count: `dashboard.middleware.IdleSessionMiddleware`).
+SESSION_COOKIE_AGE = env.int("DASHBOARD_SESSION_IDLE_SECONDS", default=30 * 60)
+# How often an open live socket checks that its session still exists: it closes within this long
+# of the session's end (`dashboard.middleware.SessionEndSocketMiddleware`).
+DASHBOARD_SOCKET_SESSION_CHECK_SECONDS = env.float("DASHBOARD_SOCKET_SESSION_CHECK_SECONDS",
+                                                   default=30.0)
+
+# --- Security headers ---------------------------------------------------------------------------
+# Everything from our own origin; no inline script, no eval. Styles: Plotly adds <style> rules
+# and style attributes to the charts it draws, so style-src alone allows 'unsafe-inline'
+# (README: "Security headers").
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media",
+        "fullscreen", "geolocation", "gyroscope", "magnetometer", "microphone", "midi",
+        "payment", "publickey-credentials-get", "screen-wake-lock", "usb", "xr-spatial-tracking",
+    )
+}
 
 # --- Manager API client ---------------------------------------------------------------------------
 MANAGER_API = {

@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 
+from dashboard.login_security import TwoFactorAdminSite
 from dashboard.views import (
     accounts,
     coverage,
@@ -12,6 +14,7 @@ from dashboard.views import (
     server,
     trades,
     trading,
+    two_factor,
 )
 
 dashboard_patterns = [
@@ -84,10 +87,17 @@ dashboard_patterns = [
          server.report_export, name="server-report-export"),
 ]
 
+# The admin asks for a verified TOTP device when DASHBOARD_ADMIN_REQUIRE_2FA is on.
+admin.site.__class__ = TwoFactorAdminSite
+
 urlpatterns = [
     path("healthz", server.healthz, name="healthz"),
     path("", include((dashboard_patterns, "dashboard"))),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/two-factor/", two_factor.two_factor, name="two-factor"),
+    # One sign-in page for the whole site (throttled, then the TOTP step): the admin's own
+    # login form would skip the enrolment step.
+    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
 ]

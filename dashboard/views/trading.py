@@ -98,7 +98,8 @@ def operation(request, pk: int, kind: str, login: int | None = None):
         return render_page(request, TEMPLATE, context, partial="operation-panel")
 
     needs_reauth = context["money"] and not reauth_fresh(request)
-    reauth = ReauthForm(request.POST if "confirm" in request.POST else None, user=request.user)
+    reauth = ReauthForm(request.POST if "confirm" in request.POST else None, user=request.user,
+                        request=request)
     payload = form.payload()
     preview = selectors.preview(account, kind, payload) if account else {}
     context.update(confirming=True, payload=payload, preview=preview,

@@ -371,9 +371,10 @@ class ReauthForm(forms.Form):
                                 widget=forms.TextInput(attrs={"autocomplete": "one-time-code",
                                                               "inputmode": "numeric"}))
 
-    def __init__(self, *args, user, **kwargs) -> None:
+    def __init__(self, *args, user, request=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+        self.request = request  # the sign-in throttle counts a wrong password here too
         self.totp = has_totp(user)
         del self.fields["password" if self.totp else "otp_token"]
 
@@ -383,7 +384,7 @@ class ReauthForm(forms.Form):
             if not data.get("otp_token") or match_token(self.user, data["otp_token"]) is None:
                 raise forms.ValidationError("The authenticator code is not valid.")
         elif not data.get("password") or authenticate(
-            username=self.user.get_username(), password=data["password"]
+            self.request, username=self.user.get_username(), password=data["password"]
         ) is None:
             raise forms.ValidationError("The password is not correct.")
         return data

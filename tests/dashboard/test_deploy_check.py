@@ -43,3 +43,16 @@ def test_hsts_and_redirect_can_be_switched_off_for_a_tls_terminating_proxy(tmp_p
     assert result.stdout.split()[-2:] == ["False", "0"], result.stdout + result.stderr
     result = _manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert "W004" in result.stdout + result.stderr and "W008" in result.stdout + result.stderr
+
+
+def test_production_asks_for_2fa_and_the_demo_does_not_unless_told(tmp_path):
+    show = ("from django.conf import settings as s;"
+            "print(s.DASHBOARD_REQUIRE_2FA, s.DASHBOARD_ADMIN_REQUIRE_2FA)")
+    result = _manage(_production_env(tmp_path), "shell", "-c", show)
+    assert result.stdout.split()[-2:] == ["True", "True"], result.stdout + result.stderr
+    demo = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DASHBOARD_"))}
+    demo["DASHBOARD_VAR_DIR"] = str(tmp_path / "demo")
+    result = _manage(demo, "shell", "-c", show)
+    assert result.stdout.split()[-2:] == ["False", "False"], result.stdout + result.stderr
+    result = _manage({**demo, "DASHBOARD_ADMIN_REQUIRE_2FA": "true"}, "shell", "-c", show)
+    assert result.stdout.split()[-2:] == ["False", "True"], result.stdout + result.stderr
