@@ -54,6 +54,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
+from jsonschema.validators import extend as extend_validator
 from openapi_core import Config, OpenAPI
 from openapi_core.templating.paths.exceptions import (
     OperationNotFound,
@@ -61,6 +62,10 @@ from openapi_core.templating.paths.exceptions import (
     ServerNotFound,
 )
 from openapi_core.testing import MockRequest, MockResponse
+from openapi_core.validation.request.validators import V30RequestValidator
+from openapi_core.validation.response.validators import V30ResponseValidator
+from openapi_core.validation.schemas.factories import SchemaValidatorsFactory
+from openapi_schema_validator import OAS30ReadValidator
 
 # The vendor's own document, kept in the repository as test data (a clone is self-contained).
 DEFAULT_SPEC_PATH = Path(__file__).resolve().parent / "data" / "cplugin-webapi-v2.openapi.json"
@@ -132,9 +137,119 @@ def _with_required_non_nullable(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+class _DocumentLookupsOnce:
+    """openapi-core's validators, with what depends on the document alone computed once.
+
+    On every call openapi-core matched the URL against all 300-odd path templates, found the
+    declared response for the status, and built a fresh jsonschema validator (deep-copying its
+    format checker, resolving ``$ref`` chains) for each parameter and body schema: nine tenths of
+    the judging time, none of it depending on the exchange. Here each is kept per key (the
+    concrete URL, the operation and status, the schema's place in the document); what is checked
+    against the exchange -- deserialising, casting, schema validation of the values, security --
+    still runs on every call, unchanged.
+    """
+
+    _path_cache_limit = 20_000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._found_paths: dict[tuple[str, str, str], Any] = {}
+        self._schema_validators: dict[Any, Any] = {}
+        self._operation_responses: dict[tuple[Any, int], Any] = {}
+
+    def _find_path(self, request: Any) -> Any:
+        key = (
+            request.method,
+            request.host_url,
+            getattr(request, "path_pattern", None) or request.path,
+        )
+        found = self._found_paths.get(key)
+        if found is None:
+            found = super()._find_path(request)  # type: ignore[misc]  # raises when unknown
+            if len(self._found_paths) > self._path_cache_limit:
+                self._found_paths.clear()
+            self._found_paths[key] = found
+        return found
+
+    def _validate_schema(self, schema: Any, value: Any) -> None:
+        validator = self._schema_validators.get(schema)
+        if validator is None:
+            validator = self.schema_validators_factory.create(  # type: ignore[attr-defined]
+                self.spec,  # type: ignore[attr-defined]
+                schema,
+                format_validators=self.format_validators,  # type: ignore[attr-defined]
+                extra_format_validators=self.extra_format_validators,  # type: ignore[attr-defined]
+                forbid_unspecified_additional_properties=(
+                    self.forbid_unspecified_additional_properties  # type: ignore[attr-defined]
+                ),
+                enforce_properties_required=self.enforce_properties_required,  # type: ignore[attr-defined]
+            )
+            self._schema_validators[schema] = validator
+        validator.validate(value)
+
+
+class _RequestValidator(_DocumentLookupsOnce, V30RequestValidator):
+    pass
+
+
+# (validator class, items schema, exact item JSON) of array items found valid. A list page
+# repeats the same accounts and trades across pages and calls (40,000 items, 2,300 distinct in a
+# run); each distinct item is validated once per items schema. Only passes are kept: an item that
+# fails is validated again every time, so every failure is reported with its own index.
+_VALID_ITEMS: set[tuple[type, int, str]] = set()
+_ITEMS_SCHEMAS: dict[int, Any] = {}  # keeps each keyed schema alive, so its id is never reused
+
+
+def _items_validated_once(
+    validator: Any, items: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]
+) -> Iterable[Any]:
+    """openapi-schema-validator's ``items`` keyword, skipping items already found valid.
+
+    Validating an item depends only on the item, its schema (one document, one resolver, one
+    format checker) and the validator class -- the parts of the key, compared as exact JSON
+    (``1``, ``1.0`` and ``true`` stay distinct).
+    """
+    if not validator.is_type(instance, "array"):
+        return
+    _ITEMS_SCHEMAS.setdefault(id(items), items)
+    for index, item in enumerate(instance):
+        key = (type(validator), id(items), json.dumps(item, sort_keys=True))
+        if key in _VALID_ITEMS:
+            continue
+        errors = list(validator.descend(item, items, path=index))
+        if errors:
+            yield from errors
+        elif len(_VALID_ITEMS) < _CACHE_LIMIT:
+            _VALID_ITEMS.add(key)
+
+
+_ResponseSchemaValidator = extend_validator(
+    OAS30ReadValidator, validators={"items": _items_validated_once}
+)
+
+
+class _ResponseValidator(_DocumentLookupsOnce, V30ResponseValidator):
+    schema_validators_factory = SchemaValidatorsFactory(
+        _ResponseSchemaValidator, format_checker=OAS30ReadValidator.FORMAT_CHECKER
+    )
+
+    def _find_operation_response(self, status_code: int, operation: Any) -> Any:
+        key = (operation, status_code)
+        found = self._operation_responses.get(key)
+        if found is None:
+            found = super()._find_operation_response(status_code, operation)
+            self._operation_responses[key] = found
+        return found
+
+
 def _build(spec: dict[str, Any]) -> OpenAPI:
     # The document is the vendor's and known-good; skip the (slow) spec validation pass.
-    return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
+    config = Config(
+        spec_validator_cls=None,
+        request_validator_cls=_RequestValidator,
+        response_validator_cls=_ResponseValidator,
+    )
+    return OpenAPI.from_dict(spec, config=config)
 
 
 @functools.lru_cache(maxsize=1)
@@ -505,34 +620,10 @@ def _judge_v2(
         violations.append("main-service operation served on the sidecar port (must be 404 there)")
 
     media = _media_type(resp_headers.get("content-type"))
-    request = MockRequest(
-        _SPEC_HOST,
-        method.lower(),
-        path,
-        args=None,
-        headers=req_headers,
-        data=req_raw or None,
-        content_type=_media_type(req_headers.get("content-type")) or "application/json",
-    )
-    from werkzeug.datastructures import ImmutableMultiDict
-
-    request.parameters.query = ImmutableMultiDict(pairs)
-
-    # -- request side: only a violation when the sandbox accepted what the document rejects --
-    request_problems: list[str] = []
-    security_problem = False
-    try:
-        for exc in request_openapi().iter_request_errors(request):
-            if type(exc).__name__ in ("SecurityNotFound", "SecurityValidationError"):
-                security_problem = True
-                continue
-            if _caused_by(exc, "EmptyQueryParameterValue"):
-                # ``?cursor=``: allowEmptyValue's OAS 3.0 default is disputed (schemathesis sends
-                # it); ASP.NET binds an empty value to null (= omitted). Not a sandbox fault.
-                continue
-            request_problems.extend(_describe(exc, "request"))
-    except (PathNotFound, OperationNotFound, ServerNotFound) as exc:  # pragma: no cover - guarded
-        return [f"openapi-core could not route the request: {exc!r}"]
+    verdict = _request_verdict(method, path, pairs, req_headers, req_raw)
+    if isinstance(verdict, str):  # pragma: no cover - guarded by find_operation
+        return [verdict]
+    request_problems, security_problem = verdict
 
     if status != 200:
         return [
@@ -566,15 +657,156 @@ def _judge_v2(
         # data is null on every error envelope (reference 2.1; SDK unwrap relies on it) even where
         # the document types data as a non-nullable scalar (DateTime/Boolean/Int32ApiResponse).
         checked = {k: v for k, v in body.items() if k != "data"}
-    response = MockResponse(
-        json.dumps(checked).encode(),
-        status_code=status,
-        headers=resp_headers,
-        content_type=media or "application/octet-stream",
+    violations.extend(
+        _response_problems(method, path, row["template"], status, media, resp_headers, checked)
     )
-    for exc in response_openapi().iter_response_errors(request, response):
-        violations.extend(_describe(exc, "response"))
     return violations
+
+
+# openapi-core's verdicts, kept per exact input. The request verdict depends only on what the
+# document lets openapi-core read (path, query, the declared header parameters, the security
+# scheme's header, the body and its content type), the response verdict only on the operation,
+# status, content type, declared response headers and body: equal keys, equal verdicts.
+_REQUEST_VERDICTS: dict[tuple, tuple[tuple[str, ...], bool] | str] = {}
+_RESPONSE_VERDICTS: dict[tuple, tuple[str, ...]] = {}
+
+
+@functools.lru_cache(maxsize=1)
+def _headers_read_by_the_document() -> tuple[frozenset[str], frozenset[str]]:
+    """(request headers, response headers) the document declares anywhere, lower-cased.
+
+    Request: header parameters, apiKey security schemes in a header, cookies if any cookie
+    parameter exists, and ``content-type``. A header outside these sets is never read by
+    openapi-core's validation, so leaving it out of a cache key cannot merge different verdicts.
+    """
+    document = spec_dict()
+    request = {"content-type", "authorization"}
+    response: set[str] = set()
+    for operations in document.get("paths", {}).values():
+        for name, operation in operations.items():
+            if not isinstance(operation, dict):
+                continue
+            if name == "parameters":
+                parameters = operation
+            else:
+                parameters = operation.get("parameters", [])
+                for answer in operation.get("responses", {}).values():
+                    response.update(h.lower() for h in (answer.get("headers") or {}))
+            for parameter in parameters if isinstance(parameters, list) else []:
+                if parameter.get("in") == "header":
+                    request.add(str(parameter.get("name")).lower())
+                if parameter.get("in") == "cookie" or "$ref" in parameter:
+                    request.add("cookie")  # conservative: a $ref may point anywhere
+    for scheme in document.get("components", {}).get("securitySchemes", {}).values():
+        if scheme.get("in") == "header":
+            request.add(str(scheme.get("name")).lower())
+        elif scheme.get("type") == "http":
+            request.add("authorization")
+        elif scheme.get("in") == "cookie":
+            request.add("cookie")
+    return frozenset(request), frozenset(response)
+
+
+def _read_headers(headers: dict[str, str], names: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in headers.items() if k in names))
+
+
+def _request_verdict(
+    method: str,
+    path: str,
+    pairs: list[tuple[str, str]],
+    req_headers: dict[str, str],
+    req_raw: bytes,
+) -> tuple[tuple[str, ...], bool] | str:
+    """(request problems, security problem), or a routing failure message."""
+    read, _ = _headers_read_by_the_document()
+    key = (method, path, tuple(pairs), _read_headers(req_headers, read), req_raw)
+    verdict = _REQUEST_VERDICTS.get(key)
+    if verdict is None:
+        verdict = _judge_request(method, path, pairs, req_headers, req_raw)
+        if len(_REQUEST_VERDICTS) > _CACHE_LIMIT:
+            _REQUEST_VERDICTS.clear()
+        _REQUEST_VERDICTS[key] = verdict
+    return verdict
+
+
+def _mock_request(
+    method: str,
+    path: str,
+    pairs: list[tuple[str, str]],
+    req_headers: dict[str, str],
+    req_raw: bytes,
+) -> MockRequest:
+    request = MockRequest(
+        _SPEC_HOST,
+        method.lower(),
+        path,
+        args=None,
+        headers=req_headers,
+        data=req_raw or None,
+        content_type=_media_type(req_headers.get("content-type")) or "application/json",
+    )
+    from werkzeug.datastructures import ImmutableMultiDict
+
+    request.parameters.query = ImmutableMultiDict(pairs)
+    return request
+
+
+def _judge_request(
+    method: str,
+    path: str,
+    pairs: list[tuple[str, str]],
+    req_headers: dict[str, str],
+    req_raw: bytes,
+) -> tuple[tuple[str, ...], bool] | str:
+    request = _mock_request(method, path, pairs, req_headers, req_raw)
+    request_problems: list[str] = []
+    security_problem = False
+    try:
+        for exc in request_openapi().iter_request_errors(request):
+            if type(exc).__name__ in ("SecurityNotFound", "SecurityValidationError"):
+                security_problem = True
+                continue
+            if _caused_by(exc, "EmptyQueryParameterValue"):
+                # ``?cursor=``: allowEmptyValue's OAS 3.0 default is disputed (schemathesis sends
+                # it); ASP.NET binds an empty value to null (= omitted). Not a sandbox fault.
+                continue
+            request_problems.extend(_describe(exc, "request"))
+    except (PathNotFound, OperationNotFound, ServerNotFound) as exc:  # pragma: no cover - guarded
+        return f"openapi-core could not route the request: {exc!r}"
+    return tuple(request_problems), security_problem
+
+
+def _response_problems(
+    method: str,
+    path: str,
+    template: str,
+    status: int,
+    media: str,
+    resp_headers: dict[str, str],
+    checked: dict[str, Any],
+) -> tuple[str, ...]:
+    """openapi-core's response verdict for the operation behind ``path`` (cached, see above)."""
+    _, read = _headers_read_by_the_document()
+    raw = json.dumps(checked).encode()
+    key = (method, template, status, media, _read_headers(resp_headers, read), raw)
+    verdict = _RESPONSE_VERDICTS.get(key)
+    if verdict is None:
+        response = MockResponse(
+            raw,
+            status_code=status,
+            headers=resp_headers,
+            content_type=media or "application/octet-stream",
+        )
+        request = _mock_request(method, path, [], {}, b"")
+        problems: list[str] = []
+        for exc in response_openapi().iter_response_errors(request, response):
+            problems.extend(_describe(exc, "response"))
+        verdict = tuple(problems)
+        if len(_RESPONSE_VERDICTS) > _CACHE_LIMIT:
+            _RESPONSE_VERDICTS.clear()
+        _RESPONSE_VERDICTS[key] = verdict
+    return verdict
 
 
 def _envelope_rules(

@@ -181,6 +181,35 @@ def test_judge_non_spec_endpoints_follow_the_reference() -> None:
     assert any("token_endpoint" in p for p in disco), disco
 
 
+def _page(index: int, **user_changes) -> dict:
+    """A valid UsersRequest page, different in its numbers from every other ``index``."""
+    body = copy.deepcopy(USERS_OK)
+    body["meta"]["activityId"] = f"00-{index:032x}-01"
+    body["data"][0]["balance"] = 1000.0 + index
+    body["data"][1].update(user_changes)
+    return body
+
+
+def test_a_violation_hidden_among_many_same_shaped_answers_is_reported() -> None:
+    """The judge keeps verdicts to go fast; none may stand in for an answer it did not see."""
+    for index in range(300):
+        assert judge(_page(index)) == [], index
+    wrong_type = judge(_page(300, balance="1300.0"))
+    assert any("data[1].balance" in p and "not of type 'number'" in p for p in wrong_type)
+    bad_date = judge(_page(301, lastDate="2024-13-45T99:00:00Z"))
+    assert any("data[1].lastDate" in p and "date-time" in p for p in bad_date), bad_date
+    unknown = judge(_page(302, password="x"))
+    assert any("'password' was unexpected" in p for p in unknown), unknown
+    no_activity = _page(303)
+    no_activity["meta"]["activityId"] = ""
+    assert any("activityId missing or empty" in p for p in judge(no_activity))
+    # the same request again, with the one header the document reads made invalid
+    zero = dict(AUTH, **{"X-Request-Timeout": "0"})
+    assert any("X-Request-Timeout='0'" in p for p in judge(_page(5), headers=zero))
+    assert any("expected 401" in p for p in judge(_page(6), headers={}))
+    assert judge(_page(304)) == []  # and a valid answer after them is still clean
+
+
 # --------------------------------------------------------------------------------------------
 # A representative plain-httpx session against the sandbox, then judged from the recording
 # --------------------------------------------------------------------------------------------
