@@ -12,6 +12,7 @@ from dashboard.forms import DateRangeForm
 from dashboard.listing import chosen_columns, save_columns
 from dashboard.rendering import render_page
 from dashboard.tables import ACCOUNTS, PAGE_SIZES, account_link, build_listing, margin_css
+from platforms.access.actions import action
 from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.client import ManagerApiError
 from platforms.connections import client_for
@@ -142,7 +143,7 @@ def account_list(request, pk: int):
 
 
 @require_POST
-@staff_required
+@action("view_tradeplatform", label="save one's own column choice (accounts list)")
 def account_columns(request, pk: int):
     """Remember which columns this user wants in the accounts list."""
     platform = get_visible_platform(request.user, pk)

@@ -6,9 +6,6 @@ raises ``ConnectionNotMade`` / ``CircuitOpen``) and never answers 500.
 
 from __future__ import annotations
 
-from functools import wraps
-
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.cache import never_cache
@@ -16,29 +13,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard.access import staff_required
 from dashboard.rendering import render_page
+from platforms.access.actions import action
 from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.client import CircuitOpen, ConnectionNotMade, ManagerApiError
 from platforms.mirror.selectors import mirror_state
 from platforms.models import PlatformKind
 from platforms.server import health as health_history
-
-
-def permission(codename: str):
-    """Staff with ``platforms.<codename>`` only (403 otherwise). The platform's scope is asked
-    first: a platform outside the grant is a 404 whatever the user's role."""
-
-    def decorate(view):
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            if "pk" in kwargs:
-                get_visible_platform(request.user, kwargs["pk"])
-            if not request.user.has_perm(f"platforms.{codename}"):
-                raise PermissionDenied(f"You need the {codename.replace('_', ' ')} permission.")
-            return view(request, *args, **kwargs)
-
-        return staff_required(wrapper)
-
-    return decorate
 
 
 def api_error_text(exc: ManagerApiError, sidecar: bool = False) -> str:
@@ -67,7 +47,7 @@ def healthz(request):
 
 
 @require_GET
-@permission("view_health")
+@action("view_health", label="the server health page")
 def health_page(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     check = health_history.checked(platform)
@@ -152,7 +132,7 @@ def _mail_accounts(request, platform, data) -> tuple[list, str]:
 
 
 @require_http_methods(["GET", "POST"])
-@permission("send_messages")
+@action("send_messages", label="compose and send mail to accounts")
 def mail_compose(request, pk: int):
     from platforms.server.forms import MailForm
     from platforms.server.models import MailJob
@@ -195,7 +175,7 @@ def mail_compose(request, pk: int):
 
 
 @require_GET
-@permission("send_messages")
+@action("send_messages", label="a mail job's progress")
 def mail_job(request, pk: int, job_id: int):
     from platforms.server.models import MailJob
 
@@ -207,7 +187,7 @@ def mail_job(request, pk: int, job_id: int):
 
 
 @require_GET
-@permission("send_messages")
+@action("send_messages", label="the server mailbox")
 def mailbox(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     context = {"platform": platform, "error": _mt4_only(platform)}
@@ -220,7 +200,7 @@ def mailbox(request, pk: int):
 
 
 @require_http_methods(["GET", "POST"])
-@permission("send_messages")
+@action("send_messages", label="send news")
 def news(request, pk: int):
     from platforms.server.forms import NewsForm
     from platforms.server.services import send_news
@@ -245,7 +225,7 @@ def news(request, pk: int):
 
 
 @require_GET
-@permission("manage_plugins")
+@action("manage_plugins", label="the plugin list")
 def plugin_list(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     context = {"platform": platform, "error": _mt4_only(platform)}
@@ -257,7 +237,7 @@ def plugin_list(request, pk: int):
 
 
 @require_http_methods(["GET", "POST"])
-@permission("manage_plugins")
+@action("manage_plugins", label="review and apply plugin parameters")
 def plugin_detail(request, pk: int, pos: int):
     """Parameters of one plugin; POST "review" shows the diff, POST "apply" sends it."""
     from platforms.connections import client_for
@@ -294,7 +274,7 @@ def plugin_detail(request, pk: int, pos: int):
 
 
 @require_http_methods(["GET", "POST"])
-@permission("manage_plugins")
+@action("manage_plugins", label="send an external command")
 def external_command(request, pk: int):
     from platforms.server.forms import ExternalCommandForm
     from platforms.server.services import send_external_command
@@ -315,7 +295,7 @@ def external_command(request, pk: int):
 
 
 @require_http_methods(["GET", "POST"])
-@permission("view_reports")
+@action("view_reports", label="request a report")
 def report_page(request, pk: int):
     from platforms.server.forms import ReportForm
     from platforms.server.models import ReportJob
@@ -341,7 +321,7 @@ def _own_report(request, platform, job_id):
 
 
 @require_GET
-@permission("view_reports")
+@action("view_reports", label="a report")
 def report_detail(request, pk: int, job_id: int):
     from platforms.server.reports import pnl_chart
 
@@ -353,7 +333,7 @@ def report_detail(request, pk: int, job_id: int):
 
 
 @require_GET
-@permission("view_reports")
+@action("view_reports", label="a report's download")
 def report_export(request, pk: int, job_id: int, fmt: str):
     from django.http import Http404
 
