@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from platforms.live import store
-from platforms.live.margins import UnknownAccount, handle_alert
+from platforms.live import margins
 from platforms.live.models import MarginAlert
 from platforms.models import AuditEvent
 from tests.factories import MirrorAccountFactory, StaffUserFactory, TradePlatformFactory, grant
@@ -111,8 +111,8 @@ def test_an_account_only_the_mirror_knows_can_be_acknowledged(monitor, client):
 def test_handle_alert_refuses_an_unknown_account_whoever_calls_it(monitor, rf):
     request = rf.post("/")
     request.user = monitor["user"]
-    with pytest.raises(UnknownAccount):
-        handle_alert(request, monitor["mine"], 99999999999, "ack")
+    with pytest.raises(margins.UnknownAccount):
+        margins.handle_alert(request, monitor["mine"], 99999999999, "ack")
     assert not MarginAlert.objects.exists() and not AuditEvent.objects.exists()
 
 
