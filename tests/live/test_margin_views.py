@@ -8,8 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from platforms.live import store
-from platforms.live import margins
+from platforms.live import margins, store
 from platforms.live.models import MarginAlert
 from platforms.models import AuditEvent
 from tests.factories import MirrorAccountFactory, StaffUserFactory, TradePlatformFactory, grant
