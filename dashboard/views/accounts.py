@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseBadRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -148,7 +148,10 @@ def account_columns(request, pk: int):
     """Remember which columns this user wants in the accounts list."""
     platform = get_visible_platform(request.user, pk)
     available, _ = _account_columns(request)
-    save_columns(request.user, ACCOUNTS.name, request.POST.getlist("columns"), available)
+    columns = request.POST.getlist("columns")
+    if any(c not in available for c in columns):  # not echoed: a name is what the user typed
+        return HttpResponseBadRequest("Unknown column names; nothing was saved.")
+    save_columns(request.user, ACCOUNTS.name, columns, available)
     url = reverse("dashboard:accounts", args=[platform.pk])
     query = request.POST.get("query", "")
     return HttpResponseRedirect(f"{url}?{query}" if query else url)

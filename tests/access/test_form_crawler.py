@@ -184,3 +184,20 @@ def test_every_form_field_survives_hostile_input(client, world, clean_sandbox, m
     print("slowest:", ", ".join(f"{key} {t:.1f} s" for t, key in sorted(timings)[-3:]))
     assert problems == [], "\n".join(problems[:200])
     assert fields >= 60
+
+
+def test_an_unknown_column_is_refused_and_the_saved_choice_kept(client):
+    """The accounts list's column choice is a form field too: a name that is no column is a
+    400, and the choice saved before stays as it was (an update is a write the crawler's row
+    counts cannot see)."""
+    from dashboard.models import ListPreference
+    from tests.factories import StaffUserFactory, TradePlatformFactory, grant
+
+    platform = TradePlatformFactory()
+    client.force_login(grant(StaffUserFactory(), platform, role="dealer"))
+    url = reverse("dashboard:account-columns", args=[platform.pk])
+    assert client.post(url, {"columns": ["login", "group"]}).status_code == 302
+    for hostile in ("zzz", SCRIPT, "email"):  # email: a personal column a dealer may not pick
+        response = client.post(url, {"columns": ["login", hostile]})
+        assert response.status_code == 400 and SCRIPT.encode() not in response.content
+    assert ListPreference.objects.get().columns == ["login", "group"]

@@ -232,3 +232,20 @@ def test_permission_matrix(client, world, clean_sandbox):  # noqa: F811 (world: 
     # every permission an action needs is one a role holds (else nobody could act)
     granted = {c for codenames in ROLE_PERMISSIONS.values() for c in codenames}
     assert {c for row in rows for c in row.needs} <= granted
+
+
+def test_the_readme_role_table_is_role_permissions():
+    """README's "Roles and permissions" table says what ``ROLE_PERMISSIONS`` grants."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Roles and permissions", 1)[1].split("\n## ", 1)[0]
+    header, *rows = [line for line in section.splitlines() if line.startswith("| ")]
+    roles = [cell.strip() for cell in header.strip("|").split("|")][1:-1]
+    table = {role: set() for role in roles}
+    for line in rows:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for role, cell in zip(roles, cells[1:-1], strict=True):
+            if cell:
+                table[role].add(cells[0].strip("`"))
+    assert table == {role: set(codenames) for role, codenames in ROLE_PERMISSIONS.items()}
