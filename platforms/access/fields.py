@@ -41,7 +41,7 @@ class LoginListField(forms.CharField):
         self.max_login, self.max_count = max_login, max_count
 
     def to_python(self, value) -> list[int]:  # type: ignore[override]
-        text = super().to_python(value)
+        text = super().to_python(value) or ""
         parts = [p for p in _SEPARATORS.split(text.strip()) if p]
         bad = [p for p in parts
                if not _DIGITS.fullmatch(p) or not 0 < int(p) <= self.max_login]
