@@ -6,12 +6,14 @@ from datetime import UTC, datetime, time, timedelta
 
 from django import forms
 
+from platforms.access.fields import BoundedDateField
+
 
 class DateRangeForm(forms.Form):
     """``?from=YYYY-MM-DD&to=YYYY-MM-DD``; both optional, at most ten years apart."""
 
-    start = forms.DateField(required=False, label="From")
-    end = forms.DateField(required=False, label="To")
+    start = BoundedDateField(required=False, label="From")
+    end = BoundedDateField(required=False, label="To")
 
     def __init__(self, data=None, default_days: int = 30):
         data = data or {}

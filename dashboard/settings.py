@@ -151,16 +151,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache, Celery, channel layer --------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 
+
+def redis_channel_layer(url: str, **config) -> dict:
+    """channels_redis on ``url``. A consumer waits for its next message in blocking reads of up
+    to 5 s, and redis-py 8 gives up on a socket read after 5 s too: every live socket that heard
+    nothing for 5 s died with ``TimeoutError`` (the browser saw the socket drop). The read timeout
+    is set well above the block; a dead Redis still fails the read."""
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 30}], **config},
+    }
+
+
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "dashboard.cache.RedisCache", "LOCATION": REDIS_URL}
     }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
-    }
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 else:
     # File-based so that the web server and the worker processes see the same entries.
     CACHES = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseBadRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -12,6 +12,7 @@ from dashboard.forms import DateRangeForm
 from dashboard.listing import chosen_columns, save_columns
 from dashboard.rendering import render_page
 from dashboard.tables import ACCOUNTS, PAGE_SIZES, account_link, build_listing, margin_css
+from platforms.access.actions import action
 from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.client import ManagerApiError
 from platforms.connections import client_for
@@ -142,12 +143,15 @@ def account_list(request, pk: int):
 
 
 @require_POST
-@staff_required
+@action("view_tradeplatform", label="save one's own column choice (accounts list)")
 def account_columns(request, pk: int):
     """Remember which columns this user wants in the accounts list."""
     platform = get_visible_platform(request.user, pk)
     available, _ = _account_columns(request)
-    save_columns(request.user, ACCOUNTS.name, request.POST.getlist("columns"), available)
+    columns = request.POST.getlist("columns")
+    if any(c not in available for c in columns):  # not echoed: a name is what the user typed
+        return HttpResponseBadRequest("Unknown column names; nothing was saved.")
+    save_columns(request.user, ACCOUNTS.name, columns, available)
     url = reverse("dashboard:accounts", args=[platform.pk])
     query = request.POST.get("query", "")
     return HttpResponseRedirect(f"{url}?{query}" if query else url)

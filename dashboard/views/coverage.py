@@ -22,6 +22,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from dashboard.access import staff_required
 from dashboard.exports import stream_csv
 from dashboard.rendering import render_page
+from platforms.access.actions import action as declare_action
 from platforms.audit import Actor
 from platforms.coverage.forms import HedgeForm
 from platforms.coverage.models import CoverageAccount
@@ -29,7 +30,7 @@ from platforms.coverage.selectors import ExposureReport, exposure_platforms, exp
 from platforms.coverage.services import request_coverage_polls
 from platforms.trading.approvals import ensure_allowed
 from platforms.trading.errors import OperationRefused
-from platforms.trading.kinds import COVERAGE_KINDS
+from platforms.trading.kinds import COVERAGE_KINDS, spec_for
 from platforms.trading.models import TaskKind
 from platforms.trading.submit import IdempotencyConflict, submit
 
@@ -107,8 +108,15 @@ def exposure_export(request, pk: int | None = None):
 HEDGE_KINDS = {action: kind for kind, action in COVERAGE_KINDS.items()}
 
 
+def hedge_permission(kwargs: dict) -> tuple[str, ...]:
+    """A hedge is a trade task of a coverage kind: that kind's permission."""
+    if kwargs["action"] not in HEDGE_KINDS:
+        raise Http404("No such hedge action")
+    return (spec_for(HEDGE_KINDS[kwargs["action"]]).permission,)
+
+
 @require_http_methods(["GET", "POST"])
-@staff_required
+@declare_action(hedge_permission, label="open, modify or close a coverage hedge (exposure page)")
 def hedge(request, pk: int, action: str):
     """Open, modify or close a coverage hedge as a trade task: form, confirmation, submit
     (``platforms.trading.submit.submit``; the ``trading`` queue sends it to the LP)."""

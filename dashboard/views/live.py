@@ -8,9 +8,15 @@ from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.access import staff_required
 from dashboard.rendering import render_page
+from platforms.access.actions import action
 from platforms.access.scope import get_visible_platform, visible_platforms
 from platforms.audit import Actor
-from platforms.live.margins import handle_alert, platform_margins
+from platforms.live.margins import (
+    UnknownAccount,
+    alert_account_known,
+    handle_alert,
+    platform_margins,
+)
 from platforms.trading.selectors import login_in_scope
 
 
@@ -42,17 +48,25 @@ def margins(request, pk: int | None = None):
     )
 
 
+def alert_target(user, platform, *, login: int, **_) -> bool:
+    """An account the mirror or the live store knows (asked first: no upstream read for a
+    login that exists nowhere), inside the user's group masks."""
+    return alert_account_known(platform, login) and login_in_scope(user, platform, login)
+
+
 @require_POST
-@staff_required
+@action("acknowledge_alerts", target=alert_target,
+        label="acknowledge or take on a margin alert (margin monitor)")
 def margin_alert(request, pk: int, login: int):
     """Acknowledge (``action=ack``) or take on (``action=assign``) an account's alert."""
     platform = get_visible_platform(request.user, pk)
-    if not login_in_scope(request.user, platform, login):
-        raise Http404("No such account")
-    action = request.POST.get("action")
-    if action not in ("ack", "assign"):
+    verb = request.POST.get("action")
+    if verb not in ("ack", "assign"):
         return HttpResponseBadRequest("action must be ack or assign")
-    alert = handle_alert(Actor.of(request), platform, login, action)
+    try:
+        alert = handle_alert(Actor.of(request), platform, login, verb)
+    except UnknownAccount:  # gone between the gate and the write
+        raise Http404("No such account") from None
     return render(
         request,
         "dashboard/live/_margin_alert.html",

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -13,6 +12,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from dashboard.access import staff_required
 from dashboard.exports import csv_response
 from dashboard.rendering import render_page
+from platforms.access.actions import action
 from platforms.access.scope import PERSONAL_FIELDS, can_see_personal_data, get_visible_platform
 from platforms.audit import Actor
 from platforms.mirror.filters import AccountFilter, ClosedTradeFilter, OpenTradeFilter
@@ -85,11 +85,9 @@ def snapshot_run_row(request, pk: int, run_id: int):
 
 
 @require_POST
-@staff_required
+@action("run_snapshots", label="start a snapshot run (snapshot page)")
 def snapshot_run_now(request, pk: int):
     platform = get_visible_platform(request.user, pk)
-    if not request.user.has_perm("platforms.run_snapshots"):
-        raise PermissionDenied("Your role may not start snapshots.")
     kind = request.POST.get("kind", SnapshotKind.INCREMENTAL)
     if kind not in _kinds(platform):
         return HttpResponseBadRequest("Unknown snapshot kind.")

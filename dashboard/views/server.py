@@ -6,9 +6,6 @@ raises ``ConnectionNotMade`` / ``CircuitOpen``) and never answers 500.
 
 from __future__ import annotations
 
-from functools import wraps
-
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.cache import never_cache
@@ -17,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from dashboard.access import staff_required
 from dashboard.exports import stream_csv, xlsx_bytes
 from dashboard.rendering import render_page
+from platforms.access.actions import action
 from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.audit import Actor
 from platforms.client import CircuitOpen, ConnectionNotMade, ManagerApiError
@@ -47,24 +45,6 @@ from platforms.server.services import (
 )
 
 
-def permission(codename: str):
-    """Staff with ``platforms.<codename>`` only (403 otherwise). The platform's scope is asked
-    first: a platform outside the grant is a 404 whatever the user's role."""
-
-    def decorate(view):
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            if "pk" in kwargs:
-                get_visible_platform(request.user, kwargs["pk"])
-            if not request.user.has_perm(f"platforms.{codename}"):
-                raise PermissionDenied(f"You need the {codename.replace('_', ' ')} permission.")
-            return view(request, *args, **kwargs)
-
-        return staff_required(wrapper)
-
-    return decorate
-
-
 def api_error_text(exc: ManagerApiError, sidecar: bool = False) -> str:
     """What a page shows when the manager API (or its sidecar) did not do what was asked."""
     if isinstance(exc, ConnectionNotMade | CircuitOpen):
@@ -91,7 +71,7 @@ def healthz(request):
 
 
 @require_GET
-@permission("view_health")
+@action("view_health", label="the server health page")
 def health_page(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     check = health_history.checked(platform)
@@ -164,7 +144,7 @@ def _mail_accounts(request, platform, data) -> tuple[list, str]:
 
 
 @require_http_methods(["GET", "POST"])
-@permission("send_messages")
+@action("send_messages", label="compose and send mail to accounts")
 def mail_compose(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     initial = {}
@@ -202,7 +182,7 @@ def mail_compose(request, pk: int):
 
 
 @require_GET
-@permission("send_messages")
+@action("send_messages", label="a mail job's progress")
 def mail_job(request, pk: int, job_id: int):
     platform = get_visible_platform(request.user, pk)
     job = get_object_or_404(MailJob, platform=platform, pk=job_id)
@@ -212,7 +192,7 @@ def mail_job(request, pk: int, job_id: int):
 
 
 @require_GET
-@permission("send_messages")
+@action("send_messages", label="the server mailbox")
 def mailbox(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     context = {"platform": platform, "error": _mt4_only(platform)}
@@ -223,7 +203,7 @@ def mailbox(request, pk: int):
 
 
 @require_http_methods(["GET", "POST"])
-@permission("send_messages")
+@action("send_messages", label="send news")
 def news(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     form = NewsForm(request.POST or None)
@@ -246,7 +226,7 @@ def news(request, pk: int):
 
 
 @require_GET
-@permission("manage_plugins")
+@action("manage_plugins", label="the plugin list")
 def plugin_list(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     context = {"platform": platform, "error": _mt4_only(platform)}
@@ -256,7 +236,7 @@ def plugin_list(request, pk: int):
 
 
 @require_http_methods(["GET", "POST"])
-@permission("manage_plugins")
+@action("manage_plugins", label="review and apply plugin parameters")
 def plugin_detail(request, pk: int, pos: int):
     """Parameters of one plugin; POST "review" shows the diff, POST "apply" sends it."""
     platform = get_visible_platform(request.user, pk)
@@ -290,7 +270,7 @@ def plugin_detail(request, pk: int, pos: int):
 
 
 @require_http_methods(["GET", "POST"])
-@permission("manage_plugins")
+@action("manage_plugins", label="send an external command")
 def external_command(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     form = ExternalCommandForm(request.POST or None)
@@ -308,7 +288,7 @@ def external_command(request, pk: int):
 
 
 @require_http_methods(["GET", "POST"])
-@permission("view_reports")
+@action("view_reports", label="request a report")
 def report_page(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     form = ReportForm(request.POST or None)
@@ -329,7 +309,7 @@ def _own_report(request, platform, job_id):
 
 
 @require_GET
-@permission("view_reports")
+@action("view_reports", label="a report")
 def report_detail(request, pk: int, job_id: int):
     platform = get_visible_platform(request.user, pk)
     job = _own_report(request, platform, job_id)
@@ -339,7 +319,7 @@ def report_detail(request, pk: int, job_id: int):
 
 
 @require_GET
-@permission("view_reports")
+@action("view_reports", label="a report's download")
 def report_export(request, pk: int, job_id: int, fmt: str):
     platform = get_visible_platform(request.user, pk)
     job = _own_report(request, platform, job_id)

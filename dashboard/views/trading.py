@@ -16,6 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from dashboard.access import staff_required
 from dashboard.exports import stream_csv
 from dashboard.rendering import render_page
+from platforms.access.actions import action
 from platforms.access.scope import get_visible_platform, valid_id
 from platforms.audit import Actor
 from platforms.client import ManagerApiError
@@ -25,7 +26,7 @@ from platforms.trading.approvals import cancel, decide, ensure_allowed, needs_ap
 from platforms.trading.errors import OperationRefused, staff_message
 from platforms.trading.filters import AuditFilter
 from platforms.trading.forms import FORMS, ReauthForm, mark_reauth, reauth_fresh
-from platforms.trading.models import TaskKind, TaskState
+from platforms.trading.models import TaskKind, TaskState, TradeTask
 from platforms.trading.reconcile import request_reconcile
 from platforms.trading.submit import IdempotencyConflict, submit
 
@@ -49,8 +50,19 @@ def _kind_or_404(kind: str) -> str:
     return kind
 
 
+def operation_permission(kwargs: dict) -> tuple[str, ...]:
+    """Each operation kind has its own permission (``platforms.trading.kinds``)."""
+    return (ops.spec_for(_kind_or_404(kwargs["kind"])).permission,)
+
+
+def operation_target(user, platform, *, login: int | None = None, **_) -> bool:
+    """The account inside the user's group masks (a platform-wide operation: the platform)."""
+    return login is None or selectors.login_in_scope(user, platform, login)
+
+
 @require_http_methods(["GET", "POST"])
-@staff_required
+@action(operation_permission, target=operation_target,
+        label="the operation forms of its kinds (account card, bulk, create account)")
 def operation(request, pk: int, kind: str, login: int | None = None):
     """One operation on one account (or, for create/bulk, on the platform): form → confirm."""
     platform = get_visible_platform(request.user, pk)
@@ -151,8 +163,34 @@ def task_detail(request, pk: int, task_pk: int):
                        {"platform": platform, "task": task}, partial="task-state")
 
 
+TASK_ACTIONS = ("approve", "reject", "cancel", "reconcile")
+
+
+def task_action_permission(kwargs: dict) -> tuple[str, ...]:
+    """approve / reject: ``approve_operations``; reconcile: the task kind's permission; cancel:
+    either (the requester holds the kind's permission; the service lets only the requester or
+    an approver cancel)."""
+    verb = kwargs["action"]
+    if verb not in TASK_ACTIONS:
+        raise Http404("No such action")
+    if verb in ("approve", "reject"):
+        return ("approve_operations",)
+    kind = TradeTask.objects.filter(pk=kwargs["task_pk"]).values_list("kind", flat=True).first()
+    if kind is None:
+        raise Http404("No such task")
+    permission = ops.spec_for(kind).permission
+    return (permission, "approve_operations") if verb == "cancel" else (permission,)
+
+
+def task_target(user, platform, *, task_pk: int, **_) -> bool:
+    """A task of the platform that the user's group masks show."""
+    return (valid_id(task_pk) is not None
+            and selectors.tasks_for(user, platform).filter(pk=task_pk).exists())
+
+
 @require_POST
-@staff_required
+@action(task_action_permission, target=task_target,
+        label="approve, reject, cancel or reconcile a task (task page)")
 def task_action(request, pk: int, task_pk: int, action: str):
     """approve / reject / cancel / reconcile."""
     platform = get_visible_platform(request.user, pk)

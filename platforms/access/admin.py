@@ -1,8 +1,9 @@
 """Who may do what, administered: users (roles = groups, staff and superuser flags, password,
 platform grants), roles themselves and two-factor devices, every write audited.
 
-Django's own ``User`` and ``Group`` admins, and django-otp's device admin, are re-registered
-with :class:`~platforms.audited_admin.AuditedAdmin`: their pages stay as Django draws them.
+Django's own ``User`` and ``Group`` admins, django-otp's device admin and django-axes' lockout
+and log admins are re-registered with :class:`~platforms.audited_admin.AuditedAdmin`: their
+pages stay as Django draws them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from platforms import audit
@@ -65,6 +67,11 @@ class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
     audit_names = AuditNames("role")
 
 
+def _sign_in_target(self, obj: AccessAttempt) -> str:
+    """Whom a lockout row locks: the username and the address it counts."""
+    return f"{obj.username or '?'} from {obj.ip_address or '?'}"[:200]
+
+
 def _register() -> None:
     admin.site.unregister(User)
     admin.site.register(User, AuditedUserAdmin)
@@ -74,6 +81,12 @@ def _register() -> None:
                      audit_secrets=frozenset({"key"}),
                      audit_exclude=frozenset({"last_t", "drift", "throttling_failure_timestamp",
                                               "throttling_failure_count", "last_used_at"}))
+    # Deleting a lockout row unlocks a user or an address (the README's admin unlock): audited
+    # like any other write, and so is clearing the sign-in logs a security review reads.
+    audit_registered(AccessAttempt, AuditNames("login_lockout", delete="unlock"),
+                     audit_target=_sign_in_target)
+    audit_registered(AccessLog, AuditNames("login_log"))
+    audit_registered(AccessFailureLog, AuditNames("login_failure_log"))
 
 
 _register()

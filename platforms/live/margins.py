@@ -14,6 +14,7 @@ from platforms.client import ManagerApiError
 from platforms.connections import client_for
 from platforms.live import store
 from platforms.live.models import MarginAlert
+from platforms.mirror.models import MirrorAccount
 from platforms.models import TradePlatform
 
 log = logging.getLogger("platforms.live")
@@ -118,12 +119,34 @@ def margin_call_count(user) -> int:
     return total
 
 
+class UnknownAccount(LookupError):
+    """Neither the mirror nor the live store knows the account: there is nothing to alert on."""
+
+
+def _live_row(platform: TradePlatform, login: int) -> list | None:
+    snap = store.latest(platform.pk) or {"rows": []}
+    return next((r for r in snap["rows"] if r[0] == login), None)
+
+
+def alert_account_known(platform: TradePlatform, login: int) -> bool:
+    """Does an account ``login`` exist on ``platform`` as far as the dashboard knows (the
+    mirror or the live store)? An alert is only ever made for such an account."""
+    return (_live_row(platform, login) is not None
+            or MirrorAccount.objects.filter(platform=platform, login=login).exists())
+
+
 @transaction.atomic
 def handle_alert(actor: audit.Actor, platform: TradePlatform, login: int,
                  action: str) -> MarginAlert:
-    """Acknowledge the account's open alert, or assign it to the requesting user."""
-    snap = store.latest(platform.pk) or {"rows": []}
-    row = next((r for r in snap["rows"] if r[0] == login), None)
+    """Acknowledge the account's open alert, or assign it to the requesting user. Raises
+    :class:`UnknownAccount` (writing nothing) for a login neither the mirror nor the live store
+    knows. The caller has checked scope and the ``acknowledge_alerts`` permission (the
+    margin alert view's ``@action`` declaration)."""
+    if action not in ("ack", "assign"):
+        raise ValueError(action)
+    row = _live_row(platform, login)
+    if row is None and not MirrorAccount.objects.filter(platform=platform, login=login).exists():
+        raise UnknownAccount(login)
     alert, _ = MarginAlert.objects.select_for_update().get_or_create(
         platform=platform,
         login=login,

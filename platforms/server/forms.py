@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django import forms
 from django.utils import timezone
 
+from platforms.access.fields import BoundedDateField, BoundedDateTimeField, IdField, LoginListField
 from platforms.server.placeholders import MAX_BODY_BYTES, TemplateError, check_template
 
 JOURNAL_MODES = ["Standard", "Logins", "Trades", "Errors", "Full"]
@@ -25,8 +26,8 @@ class JournalForm(forms.Form):
     """Time range (at most 31 days, start before end), journal mode, server-side filter and
     an extra text search applied to the lines returned."""
 
-    start = forms.DateTimeField(required=False)
-    end = forms.DateTimeField(required=False)
+    start = BoundedDateTimeField(required=False)
+    end = BoundedDateTimeField(required=False)
     mode = forms.ChoiceField(choices=[("", "Full")] + [(m, m) for m in JOURNAL_MODES],
                              required=False)
     filter = forms.CharField(max_length=64, required=False,
@@ -56,23 +57,15 @@ class AudienceKind:
 
 class MailForm(forms.Form):
     audience = forms.ChoiceField(choices=AudienceKind.CHOICES, initial=AudienceKind.ONE)
-    login = forms.IntegerField(required=False, min_value=1)
-    logins = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Comma- or space-separated logins")
+    login = IdField(required=False)
+    logins = LoginListField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                            help_text="Comma- or space-separated logins")
     query = forms.CharField(required=False, max_length=2000,
                             help_text="The accounts list's query string, e.g. group=real*")
     sender_name = forms.CharField(max_length=32, required=False, initial="Back office")
     subject = forms.CharField(max_length=128)
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 8}), strip=False,
                            help_text="Placeholders: {name}, {login}, {balance}")
-
-    def clean_logins(self):
-        raw = self.cleaned_data.get("logins") or ""
-        parts = [p for p in re.split(r"[\s,;]+", raw.strip()) if p]
-        bad = [p for p in parts if not p.isdigit()]
-        if bad:
-            raise forms.ValidationError(f"Not a login: {bad[0][:20]!r}.")
-        return sorted({int(p) for p in parts})
 
     def clean_body(self):
         body = self.cleaned_data["body"]
@@ -146,8 +139,8 @@ class ExternalCommandForm(forms.Form):
 
 
 class ReportForm(forms.Form):
-    date_from = forms.DateField()
-    date_to = forms.DateField()
+    date_from = BoundedDateField()
+    date_to = BoundedDateField()
     scope = forms.ChoiceField(choices=[("account", "Per account"), ("group", "Per group")])
 
     def clean(self):

@@ -8,7 +8,6 @@ Forms that need the market (symbols, prices, orders, groups, logins) take a
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from decimal import Decimal
 
@@ -17,6 +16,7 @@ from django.contrib.auth import authenticate
 from django.utils import timezone
 from django_otp import devices_for_user, match_token
 
+from platforms.access.fields import BoundedDateField, LoginListField
 from platforms.trading import kinds
 from platforms.trading.models import TaskKind
 
@@ -63,7 +63,7 @@ class MoneyForm(OperationForm):
                               help_text="Kept in full here; the platform comment holds "
                                         f"{kinds.MT4_COMMENT_MAX - kinds.TAG_HEX_DIGITS - 2} "
                                         "characters after the request tag.")
-    expiration = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    expiration = BoundedDateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -122,7 +122,7 @@ class OpenOrderForm(OperationForm):
     sl = _price_field("Stop loss")
     tp = _price_field("Take profit")
     comment = forms.CharField(max_length=100, required=False)
-    expiration = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    expiration = BoundedDateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -279,12 +279,10 @@ class ResetPasswordForm(OperationForm):
         return self.cleaned_data["new_password"]
 
 
-_LOGIN_SPLIT = re.compile(r"[\s,;]+")
-
-
 class BulkForm(OperationForm):
-    logins = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}),
-                             help_text="Logins separated by spaces, commas or new lines.")
+    logins = LoginListField(max_login=2**31 - 1, max_count=1000,
+                            widget=forms.Textarea(attrs={"rows": 4}),
+                            help_text="Logins separated by spaces, commas or new lines.")
     group = forms.CharField(max_length=16, required=False)
     leverage = forms.TypedChoiceField(choices=[(x, f"1:{x}") for x in LEVERAGES], coerce=int,
                                       required=False, empty_value=None)
@@ -301,15 +299,7 @@ class BulkForm(OperationForm):
             self.fields["leverage"].required = True
 
     def clean_logins(self):
-        raw = [x for x in _LOGIN_SPLIT.split(self.cleaned_data["logins"].strip()) if x]
-        if not raw:
-            raise forms.ValidationError("List at least one login.")
-        bad = [x for x in raw if not x.isdigit() or not 0 < int(x) < 2**31]
-        if bad:
-            raise forms.ValidationError(f"Not logins: {', '.join(bad[:10])}.")
-        logins = sorted({int(x) for x in raw})
-        if len(logins) > 1000:
-            raise forms.ValidationError("At most 1,000 accounts per bulk operation.")
+        logins = self.cleaned_data["logins"]
         missing = sorted(set(logins) - self.market.existing_logins(logins))
         if missing:
             raise forms.ValidationError(

@@ -16,6 +16,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dashboard.middleware import IdleSessionMiddleware
+from platforms.models import AuditEvent
 from tests.factories import StaffUserFactory, TradePlatformFactory, grant
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +100,10 @@ def test_an_administrator_unlocks_a_user_by_deleting_the_attempts_in_the_admin(c
                                   "post": "yes"})
     assert response.status_code == 302
     assert not AccessAttempt.objects.filter(username=user.username).exists()
+    unlocks = AuditEvent.objects.filter(action="login_lockout.unlock")
+    assert unlocks.count() == len(ids)  # one event per lockout row the administrator deleted
+    assert {e.actor.username for e in unlocks} == {"root"}
+    assert any(user.username in e.target for e in unlocks)
     assert _sign_in(client, user.username).status_code == 302
 
 

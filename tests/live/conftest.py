@@ -8,6 +8,7 @@ import os
 import httpx
 import pytest
 
+from dashboard.settings import redis_channel_layer
 from tests.asgi_server import serve_dashboard
 from tests.sandbox_process import forget_connections, start_sandbox
 
@@ -54,12 +55,7 @@ def channel_layer_backend(request, settings):
         import redis
 
         redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-        settings.CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [REDIS_TEST_URL], "capacity": 20000},
-            }
-        }
+        settings.CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_TEST_URL, capacity=20000)}
     channel_layers.backends.clear()
     yield request.param
     channel_layers.backends.clear()

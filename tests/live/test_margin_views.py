@@ -8,16 +8,16 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from platforms.live import store
+from platforms.live import margins, store
 from platforms.live.models import MarginAlert
 from platforms.models import AuditEvent
-from tests.factories import StaffUserFactory, TradePlatformFactory, grant
+from tests.factories import MirrorAccountFactory, StaffUserFactory, TradePlatformFactory, grant
 
 
 @pytest.fixture
 def monitor(db, client):
     mine, other = TradePlatformFactory(name="Mine"), TradePlatformFactory(name="Other")
-    user = grant(StaffUserFactory(username="mon-dealer"), mine)
+    user = grant(StaffUserFactory(username="mon-dealer"), mine, role="dealer")
     client.force_login(user)
     cache.set(
         store.snapshot_key(mine.pk),
@@ -74,6 +74,45 @@ def test_acknowledge_and_assign_are_stored_and_audited(monitor, client):
     assert actions == {"margin_alert.ack", "margin_alert.assign"}
     other = reverse("dashboard:margin-alert", args=[monitor["other"].pk, 101])
     assert client.post(other, {"action": "ack"}).status_code == 404
+
+
+@pytest.mark.parametrize("role", ["support", "finance", None])
+def test_an_alert_needs_the_acknowledge_alerts_permission(monitor, client, role):
+    """Support (and any role without ``acknowledge_alerts``) may see the monitor but neither
+    acknowledges nor takes on an alert: 403, and nothing is written."""
+    user = grant(StaffUserFactory(username=f"mon-{role}"), monitor["mine"], role=role)
+    client.force_login(user)
+    url = reverse("dashboard:margin-alert", args=[monitor["mine"].pk, 101])
+    for verb in ("ack", "assign"):
+        response = client.post(url, {"action": verb}, HTTP_HX_REQUEST="true")
+        assert response.status_code == 403, response.content[:200]
+        assert b"acknowledge_alerts" in response.content
+    assert not MarginAlert.objects.exists() and not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize("login", [99999999999, 105, 2**63 - 1])
+def test_no_alert_for_an_account_that_does_not_exist(monitor, client, login):
+    """A login neither the mirror nor the live store knows is not found, even for a dealer
+    whose grant has no group masks (every login is "in scope")."""
+    url = reverse("dashboard:margin-alert", args=[monitor["mine"].pk, login])
+    for verb in ("ack", "assign"):
+        assert client.post(url, {"action": verb}).status_code == 404
+    assert not MarginAlert.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_an_account_only_the_mirror_knows_can_be_acknowledged(monitor, client):
+    MirrorAccountFactory(platform=monitor["mine"], login=4242, group="real\\usd-std")
+    url = reverse("dashboard:margin-alert", args=[monitor["mine"].pk, 4242])
+    assert client.post(url, {"action": "ack"}).status_code == 200
+    assert MarginAlert.objects.get(login=4242).acknowledged_by == monitor["user"]
+
+
+def test_handle_alert_refuses_an_unknown_account_whoever_calls_it(monitor, rf):
+    request = rf.post("/")
+    request.user = monitor["user"]
+    with pytest.raises(margins.UnknownAccount):
+        margins.handle_alert(request, monitor["mine"], 99999999999, "ack")
+    assert not MarginAlert.objects.exists() and not AuditEvent.objects.exists()
 
 
 def test_a_stale_bridge_snapshot_is_not_shown_as_current(settings):

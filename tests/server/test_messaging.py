@@ -164,3 +164,20 @@ def test_sidecar_down_is_said_clearly_and_the_card_still_works(
     assert job.state == "failed" and job.recipients_failed == 3 and job.error
     card = support_client.get(reverse("dashboard:account", args=[mt4.pk, 100001]))
     assert card.status_code == 200
+
+
+@pytest.mark.parametrize("data", [
+    {"audience": "one", "login": str(2**63)},
+    {"audience": "one", "login": "9" * 31},
+    {"audience": "selection", "logins": f"100001, {2**63}"},
+    {"audience": "selection", "logins": "100001 ²"},  # a digit to str.isdigit, not to int()
+])
+def test_a_login_beyond_the_database_range_is_a_form_error(support_client, sandbox_platforms,
+                                                           mirrored, data):
+    mt4, _ = sandbox_platforms
+    events = AuditEvent.objects.count()
+    response = _post(support_client, mt4, **data)
+    assert response.status_code == 200
+    field = "login" if data["audience"] == "one" else "logins"
+    assert response.context["form"].errors[field]
+    assert not MailJob.objects.exists() and AuditEvent.objects.count() == events
