@@ -12,7 +12,8 @@ by reading ``UsersRequest`` from the sandbox on every request, as the baseline.
 
 Last line, one JSON object: ``ratio`` (baseline p50 ÷ PostgreSQL accounts p50), ``p50_ms`` and
 ``p99_ms`` (PostgreSQL, both lists), the SQLite figures, the baseline's, and ``peak_rss_mb``.
-``--quick``: 10,000 users, 60 requests. ``BENCH_KEEP_DB=1`` keeps the PostgreSQL database for
+``--quick`` (CI smoke run): 2,000 users (the 40 pages the queries pick from), 15 requests, 2
+baseline requests. ``BENCH_KEEP_DB=1`` keeps the PostgreSQL database for
 ``EXPLAIN ANALYZE`` afterwards.
 """
 
@@ -172,7 +173,7 @@ def main() -> None:
     parser.add_argument("--ready-file")
     args = parser.parse_args()
     if args.quick:
-        args.users, args.requests, args.baseline_requests = 10_000, 60, 5
+        args.users, args.requests, args.baseline_requests = 2_000, 15, 2
     if args.child:
         print(json.dumps(child(args.child, args.ready_file, args.requests,
                                args.baseline_requests)))
