@@ -138,9 +138,11 @@ def run_layer(layer: str, args: argparse.Namespace) -> dict:
     finally:
         for child in children:
             child.send_signal(signal.SIGINT)
+        # a smoke run does not wait out the graceful shutdown (the Redis layer's takes ~5 s)
+        grace = 2 if args.quick else 10
         for child in children:
             try:
-                child.wait(10)
+                child.wait(grace)
             except subprocess.TimeoutExpired:
                 child.kill()
         sandbox.stop()
@@ -426,6 +428,7 @@ def main() -> int:
             str(args.clients),
             "--repeat",
             str(args.repeat),
+            *(["--quick"] if args.quick else []),
         ]
         out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
