@@ -29,7 +29,7 @@ client, no network), as a risk user with a platform grant:
 Last line, one JSON object: ``p50_ms`` / ``p99_ms`` (``page``), ``ratio`` = naive p50 ÷ page
 p50, ``aim_ratio`` = 100 ms ÷ page p99 (≥ 1 meets the aim), ``live_p50_ms`` / ``live_p99_ms``
 (aim ≤ 500 ms), ``live_aim_ratio`` = 500 ms ÷ live p99, the other figures and the core count.
-``--quick`` (CI smoke, ~20 s): 2,000 users, 40 requests, 1 naive read, 10 live trades.
+``--quick`` (CI smoke): 1,000 users, 10 requests, 1 naive read, 3 live trades.
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.users, args.requests, args.naive_requests, args.trades = 2_000, 40, 1, 10
+        args.users, args.requests, args.naive_requests, args.trades = 1_000, 10, 1, 3
     cores = os.cpu_count()
     print(f"cores: {cores}")
     results = run(args)

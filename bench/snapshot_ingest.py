@@ -22,7 +22,7 @@ machine weighs on both) and an incremental ratio (the median of its incremental 
 core count, each repetition's figures, the peak RSS of this process and, as its last line, one
 JSON object:
 ``{"ratio", "rows_per_s", "copy_rows_per_s", "peak_rss_mb", "incremental_ratio", ...}``.
-``--quick`` = 5,000 users, one round with one incremental unless told otherwise (CI smoke run).
+``--quick`` = 1,000 users, one round with one incremental unless told otherwise (CI smoke run).
 """
 
 from __future__ import annotations
@@ -160,10 +160,10 @@ def main() -> None:
     parser.add_argument("--incremental-repeat", type=int, default=None,
                         help="incremental runs per round, each after 1 %% changed; their "
                              "median counts (default 3, --quick 1)")
-    parser.add_argument("--quick", action="store_true", help="5,000 users (CI smoke run)")
+    parser.add_argument("--quick", action="store_true", help="1,000 users (CI smoke run)")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
-    users = 5000 if args.quick else args.users
+    users = 1000 if args.quick else args.users
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
     if args.incremental_repeat is None:

@@ -16,16 +16,18 @@ deployment advice has it (``--workers``), each with the configured pool and conc
   confirmed latency from the row's own timestamps;
 * the limit — N ``client.mt4.trade_transaction`` calls from 4 threads, nothing else.
 
-Both sides run five rounds, alternating (ours, direct, ours, …); ``ratio`` is the median of
-the five rounds' ours / direct ratios (each round against the direct round right after it:
-the box's speed drifts within a run, and a pair shares it), ``ratio_of_medians`` the median
-rates' ratio; rates, p50 and p99 are the median-rate round's.
+Both sides run five rounds (``--quick``: one), alternating (ours, direct, ours, …); ``ratio`` is
+the median of the five rounds' ours / direct ratios (each round against the direct round right
+after it: the box's speed drifts within a run, and a pair shares it), ``ratio_of_medians`` the
+median rates' ratio; rates, p50 and p99 are the median-rate round's.
 Each round also reports the CPU each side spent per task (this process's submits, the workers,
 the sandbox, the database's server processes): where the time goes, and a figure that other
 load on the machine moves less.
 
-N = 1,000 (``--quick`` → 200). The last line printed is one JSON object (``ratio``,
-``tasks_per_s``, ``p50_ms``, ``p99_ms`` …).
+N = 1,000. ``--quick`` (CI smoke run): 40 operations, one round of each side, one worker. The
+scratch database can be named with ``TRADE_BENCH_DATABASE_URL`` and the Redis database with
+``TRADE_BENCH_REDIS_URL`` (so that runs side by side do not share them). The last line printed
+is one JSON object (``ratio``, ``tasks_per_s``, ``p50_ms``, ``p99_ms`` …).
 """
 
 from __future__ import annotations
@@ -95,17 +97,22 @@ def stop_worker(process: subprocess.Popen) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--quick", action="store_true", help="200 operations (CI smoke run)")
+    parser.add_argument("--quick", action="store_true",
+                        help="40 operations, 1 round, 1 worker (CI smoke run)")
     parser.add_argument("--keep-db", action="store_true")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="trading worker processes (default: one per core)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="trading worker processes (default: one per core; --quick 1)")
     args = parser.parse_args()
-    count = 200 if args.quick else args.count
+    count = 40 if args.quick else args.count
+    rounds_count = 1 if args.quick else ROUNDS
+    if args.workers is None:
+        args.workers = 1 if args.quick else os.cpu_count() or 1
 
     db_url = os.environ.get("DATABASE_URL") or DEFAULT_DB
     if not db_url.startswith("postgres"):
         db_url = DEFAULT_DB
-    db_url = urlunsplit(urlsplit(db_url)._replace(path="/dashboard_trade_bench"))
+    db_url = os.environ.get("TRADE_BENCH_DATABASE_URL") or urlunsplit(
+        urlsplit(db_url)._replace(path="/dashboard_trade_bench"))
     recreate_database(db_url)
     workdir = Path(tempfile.mkdtemp(prefix="trade-bench-"))
     os.environ.update({
@@ -161,7 +168,7 @@ def main() -> None:
         TradeTask.objects.all().delete()
 
         print(f"ours: {count:,} deposits through submit → queue → worker → confirm; direct: "
-              f"{count:,} TradeTransaction calls; {ROUNDS} rounds of each ...", flush=True)
+              f"{count:,} TradeTransaction calls; {rounds_count} round(s) of each ...", flush=True)
         def submit_one(i: int) -> None:  # each thread keeps its own database connection
             submit(actor=actor, platform=mt4, kind="deposit", login=LOGINS[i % len(LOGINS)],
                    payload={"amount": f"{1 + i % 500}.25", "comment": f"bench {i}"},
@@ -239,8 +246,8 @@ def main() -> None:
         # the two sides alternate, round by round, so that a machine getting busier or quieter
         # during the run weighs on both alike
         rounds, directs = [], []
-        for n in range(ROUNDS):
-            print(f"round {n + 1}/{ROUNDS}:", flush=True)
+        for n in range(rounds_count):
+            print(f"round {n + 1}/{rounds_count}:", flush=True)
             rounds.append(ours_round())
             directs.append(direct_round())
         ours_rate, p50, p99, ours_cpu = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
