@@ -8,10 +8,11 @@ from django.utils.cache import patch_vary_headers
 
 
 def render_page(
-    request: HttpRequest, template: str, context: dict, partial: str | None = None
+    request: HttpRequest, template: str, context: dict, partial: str | None = None,
+    status: int = 200,
 ) -> HttpResponse:
     htmx = getattr(request, "htmx", None)
     name = f"{template}#{partial}" if partial and htmx and not htmx.boosted else template
-    response = render(request, name, context)
+    response = render(request, name, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response

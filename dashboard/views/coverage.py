@@ -14,25 +14,21 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from django.shortcuts import redirect
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
-from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard.access import staff_required
 from dashboard.exports import stream_csv
 from dashboard.rendering import render_page
+from dashboard.views.trading import confirm_and_submit
+from platforms.access.actions import FORBIDDEN_TEMPLATE
 from platforms.access.actions import action as declare_action
 from platforms.audit import Actor
 from platforms.coverage.forms import HedgeForm
 from platforms.coverage.models import CoverageAccount
 from platforms.coverage.selectors import ExposureReport, exposure_platforms, exposure_report
 from platforms.coverage.services import request_coverage_polls
-from platforms.trading.approvals import ensure_allowed
-from platforms.trading.errors import OperationRefused
+from platforms.trading.drafts import prepare_operation
 from platforms.trading.kinds import COVERAGE_KINDS, spec_for
-from platforms.trading.models import TaskKind
-from platforms.trading.submit import IdempotencyConflict, submit
 
 logger = logging.getLogger(__name__)
 
@@ -118,47 +114,23 @@ def hedge_permission(kwargs: dict) -> tuple[str, ...]:
 @require_http_methods(["GET", "POST"])
 @declare_action(hedge_permission, label="open, modify or close a coverage hedge (exposure page)")
 def hedge(request, pk: int, action: str):
-    """Open, modify or close a coverage hedge as a trade task: form, confirmation, submit
-    (``platforms.trading.submit.submit``; the ``trading`` queue sends it to the LP)."""
+    """Open, modify or close a coverage hedge as a trade task: the operation pages' one path
+    (``prepare_operation``, then their confirmation and submit; the ``trading`` queue sends it
+    to the LP)."""
     if action not in HEDGE_KINDS:
         raise Http404("No such hedge action")
     [platform] = exposure_platforms(request.user, pk)
     kind = HEDGE_KINDS[action]
-    actor = Actor.of(request)
     try:
-        ensure_allowed(actor, platform, kind)
+        draft = prepare_operation(Actor.of(request), platform, kind)
     except PermissionDenied as exc:
-        response = render_page(request, "dashboard/trading/forbidden.html", {"reason": str(exc)})
-        response.status_code = 403
-        return response
+        return render_page(request, FORBIDDEN_TEMPLATE, {"reason": str(exc)}, status=403)
     accounts = CoverageAccount.objects.filter(enabled=True, covers=platform).defer(
         "api_key", "terminal_password")
     initial = {k: request.GET[k] for k in ("coverage_account", "ticket", "bridge_task_id",
                                            "symbol", "side") if request.GET.get(k)}
     form = HedgeForm(request.POST if request.method == "POST" else None, action=action,
                      accounts=accounts, initial=initial)
-    context = {"platform": platform, "kind": kind, "kind_label": TaskKind(kind).label,
-               "form": form, "login": None, "money": False}
-    if request.method == "GET" or not form.is_valid():
-        return render_page(request, "dashboard/trading/operation.html", context,
-                           partial="operation-panel")
-    payload = form.payload()
-    context.update(confirming=True, payload=payload, preview={}, reauth=None, approval=False)
-    if "confirm" not in request.POST:
-        return render_page(request, "dashboard/trading/operation.html", context,
-                           partial="operation-panel")
-    try:
-        submission = submit(actor=actor, platform=platform, kind=kind, login=None,
-                            payload=payload, request_id=form.cleaned_data["request_id"])
-    except IdempotencyConflict as exc:
-        context["conflict"] = str(exc)
-        response = render_page(request, "dashboard/trading/operation.html", context,
-                               partial="operation-panel")
-        response.status_code = 409
-        return response
-    except OperationRefused as exc:
-        context["refused"] = str(exc)
-        return render_page(request, "dashboard/trading/operation.html", context,
-                           partial="operation-panel")
-    url = reverse("dashboard:operation-task", args=[platform.pk, submission.task.pk])
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    context = {"platform": platform, "kind": kind, "kind_label": draft.label, "login": None,
+               "money": draft.money}
+    return confirm_and_submit(request, draft, form, context)

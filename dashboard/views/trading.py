@@ -22,7 +22,15 @@ from platforms.audit import Actor
 from platforms.client import ManagerApiError
 from platforms.trading import kinds as ops
 from platforms.trading import selectors
-from platforms.trading.approvals import cancel, decide, ensure_allowed, needs_approval
+from platforms.trading.approvals import cancel, decide, needs_approval
+from platforms.trading.drafts import (
+    AccountMissing,
+    AccountRequired,
+    Draft,
+    NotInScope,
+    OperationUnavailable,
+    prepare_operation,
+)
 from platforms.trading.errors import OperationRefused, staff_message
 from platforms.trading.filters import AuditFilter
 from platforms.trading.forms import FORMS, ReauthForm, mark_reauth, reauth_fresh
@@ -31,7 +39,6 @@ from platforms.trading.reconcile import request_reconcile
 from platforms.trading.submit import IdempotencyConflict, submit
 
 TEMPLATE = "dashboard/trading/operation.html"
-ACCOUNT_FREE_KINDS = {TaskKind.CREATE_ACCOUNT, *ops.BULK_COMMANDS}
 
 
 def _redirect(request, url: str) -> HttpResponse:
@@ -67,56 +74,50 @@ def operation(request, pk: int, kind: str, login: int | None = None):
     """One operation on one account (or, for create/bulk, on the platform): form → confirm."""
     platform = get_visible_platform(request.user, pk)
     kind = _kind_or_404(kind)
-    actor = Actor.of(request)
-    if login is not None and not selectors.login_in_scope(request.user, platform, login):
-        raise Http404("No such account")  # outside the grant: not found, whatever the role
-    try:
-        ensure_allowed(actor, platform, kind, login=login)
-    except PermissionDenied as exc:
-        return _forbidden(request, exc)
     context = {"platform": platform, "kind": kind, "kind_label": TaskKind(kind).label,
                "login": login, "money": ops.spec_for(kind).category == ops.MONEY}
-    if not ops.available_on(kind, platform.kind):
-        context["unavailable"] = (f"{TaskKind(kind).label} is not available for {platform.kind}: "
-                                  "its WebAPI only offers PATCH UserRecord / GroupRecord.")
+    try:
+        draft = prepare_operation(Actor.of(request), platform, kind, login)
+    except NotInScope:
+        raise Http404("No such account") from None  # outside the grant, whatever the role
+    except AccountRequired:
+        raise Http404("This operation needs an account") from None
+    except PermissionDenied as exc:
+        return _forbidden(request, exc)
+    except OperationUnavailable as exc:
+        context["unavailable"] = str(exc)
         return render_page(request, TEMPLATE, context)
-    account = None
-    if login is not None:
-        try:
-            account = selectors.account_state(platform, login)
-        except selectors.AccountMissing as exc:
-            context["account_error"] = str(exc)
-            response = render_page(request, TEMPLATE, context)
-            response.status_code = 404
-            return response
-        except ManagerApiError as exc:
-            context["account_error"] = staff_message(exc)
-            return render_page(request, TEMPLATE, context)
-        if not selectors.in_scope(request.user, platform, account.group):
-            raise Http404("No such account")
-    elif kind not in ACCOUNT_FREE_KINDS:
-        raise Http404("This operation needs an account")
-    context["account"] = account
-    form_class = FORMS[kind]
-    market = selectors.Market(platform)
-    data = request.POST if request.method == "POST" else None
+    except AccountMissing as exc:
+        context["account_error"] = str(exc)
+        return render_page(request, TEMPLATE, context, status=404)
+    except ManagerApiError as exc:
+        context["account_error"] = staff_message(exc)
+        return render_page(request, TEMPLATE, context)
+    context["account"] = draft.account
     initial = {}
     order = valid_id(request.GET.get("order"))  # "Close" / "Modify" links from a trade row
     if order is not None:
         initial["order"] = order
-    form = form_class(data, kind=kind, market=market, account=account, initial=initial)
+    form = FORMS[kind](request.POST if request.method == "POST" else None, kind=kind,
+                       market=selectors.Market(platform), account=draft.account,
+                       initial=initial)
+    return confirm_and_submit(request, draft, form, context)
+
+
+def confirm_and_submit(request, draft: Draft, form, context: dict) -> HttpResponse:
+    """The form, then its confirmation (preview, approval, the password again for money), then
+    the task: the one tail of every operation page, the hedge form's included."""
     context["form"] = form
     if request.method == "GET" or not form.is_valid():
         return render_page(request, TEMPLATE, context, partial="operation-panel")
-
-    needs_reauth = context["money"] and not reauth_fresh(request)
+    needs_reauth = draft.money and not reauth_fresh(request)
     reauth = ReauthForm(request.POST if "confirm" in request.POST else None, user=request.user,
                         request=request)
     payload = form.payload()
-    preview = selectors.preview(account, kind, payload) if account else {}
+    preview = selectors.preview(draft.account, draft.kind, payload) if draft.account else {}
     context.update(confirming=True, payload=payload, preview=preview,
                    reauth=reauth if needs_reauth else None,
-                   approval=needs_approval(platform, kind, payload))
+                   approval=needs_approval(draft.platform, draft.kind, payload))
     if "confirm" not in request.POST:
         return render_page(request, TEMPLATE, context, partial="operation-panel")
     if needs_reauth:
@@ -125,19 +126,18 @@ def operation(request, pk: int, kind: str, login: int | None = None):
         mark_reauth(request)
     try:
         submission = submit(
-            actor=actor, platform=platform, kind=kind, login=login, payload=payload,
-            request_id=form.cleaned_data["request_id"], secret=form.secret(), preview=preview,
+            actor=Actor.of(request), platform=draft.platform, kind=draft.kind,
+            login=draft.login, payload=payload, request_id=form.cleaned_data["request_id"],
+            secret=form.secret(), preview=preview,
         )
     except IdempotencyConflict as exc:
         context["conflict"] = str(exc)
-        response = render_page(request, TEMPLATE, context, partial="operation-panel")
-        response.status_code = 409
-        return response
+        return render_page(request, TEMPLATE, context, partial="operation-panel", status=409)
     except OperationRefused as exc:
         context["refused"] = str(exc)
         return render_page(request, TEMPLATE, context, partial="operation-panel")
     return _redirect(request, reverse("dashboard:operation-task",
-                                      args=[platform.pk, submission.task.pk]))
+                                      args=[draft.platform.pk, submission.task.pk]))
 
 
 @require_GET

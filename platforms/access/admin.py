@@ -8,11 +8,11 @@ pages stay as Django draws them.
 
 from __future__ import annotations
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
-from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from platforms import audit

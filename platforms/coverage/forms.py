@@ -106,6 +106,10 @@ class HedgeForm(forms.Form):
                 raise forms.ValidationError(str(exc)) from exc
         return cleaned
 
+    def secret(self) -> str:
+        """A hedge carries no secret (an account's new password is the only one)."""
+        return ""
+
     def payload(self) -> dict:
         """JSON-safe, without the request id (it is the task's own field)."""
         data: dict[str, Any] = {"action": self.action}
