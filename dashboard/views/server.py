@@ -106,12 +106,10 @@ def journal(request, pk: int):
         except ManagerApiError as exc:
             context["error"] = api_error_text(exc)
         else:
-            from platforms.server.selectors import journal_in_scope
+            from platforms.server.selectors import journal_in_scope, visible_journal
 
-            lines = journal_in_scope(request.user, platform, lines)
-            text = data["text"].lower()
-            if text:
-                lines = [ln for ln in lines if text in (ln.message or "").lower()]
+            lines = visible_journal(request.user, journal_in_scope(request.user, platform, lines),
+                                    text=data["text"], server_filter=data["filter"])
             context["lines"] = lines[:5000]
             context["truncated"] = len(lines) > 5000
     return render_page(request, "dashboard/server/journal.html", context, partial="results")
@@ -140,7 +138,8 @@ def _mail_accounts(request, platform, data) -> tuple[list, str]:
     accounts = mirror_accounts(request.user, platform)
     if data["audience"] == AudienceKind.FILTERED:
         query = data["query"].lstrip("?")
-        qs = AccountFilter(QueryDict(query), queryset=accounts).qs
+        qs = AccountFilter(QueryDict(query), queryset=accounts,
+                           personal=can_see_personal_data(request.user)).qs
         return list(qs.only("login", "name", "balance", "currency")), f"accounts list ?{query}"
     wanted = [data["login"]] if data["audience"] == AudienceKind.ONE else data["logins"]
     found = list(accounts.filter(login__in=wanted).only("login", "name", "balance", "currency"))
@@ -157,6 +156,7 @@ def mail_compose(request, pk: int):
     from platforms.server.forms import MailForm
     from platforms.server.models import MailJob
     from platforms.server.placeholders import recipient_values, render_template
+    from platforms.server.selectors import visible_mail_jobs
     from platforms.server.services import create_mail_job
 
     platform = get_visible_platform(request.user, pk)
@@ -167,7 +167,8 @@ def mail_compose(request, pk: int):
         initial = {"audience": "one", "login": request.GET["login"]}
     form = MailForm(request.POST or None, initial=initial)
     context = {"platform": platform, "form": form, "error": _mt4_only(platform),
-               "jobs": MailJob.objects.filter(platform=platform)[:20]}
+               "jobs": visible_mail_jobs(request.user,
+                                         MailJob.objects.filter(platform=platform)[:20])}
     if request.method == "POST" and not context["error"] and form.is_valid():
         data = form.cleaned_data
         try:
@@ -198,12 +199,14 @@ def mail_compose(request, pk: int):
 @permission("send_messages")
 def mail_job(request, pk: int, job_id: int):
     from platforms.server.models import MailJob
+    from platforms.server.selectors import visible_mail_jobs, visible_recipients
 
     platform = get_visible_platform(request.user, pk)
     job = get_object_or_404(MailJob, platform=platform, pk=job_id)
-    failed = job.recipients.filter(sent=False)[:200]
+    failed = visible_recipients(request.user, job.recipients.filter(sent=False)[:200])
     return render_page(request, "dashboard/server/mail_job.html",
-                       {"platform": platform, "job": job, "failed": failed}, partial="job")
+                       {"platform": platform, "job": visible_mail_jobs(request.user, [job])[0],
+                        "failed": failed}, partial="job")
 
 
 @require_GET
