@@ -22,10 +22,11 @@ HIDDEN = "hidden"
 
 #: personal keys however a payload spells them (``eMail``, ``e_mail``, ``LastIP``)
 _PERSONAL_KEYS = frozenset(name.lower().replace("_", "") for name in PERSONAL_FIELDS)
-_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
-#: candidates only; :mod:`ipaddress` decides (a time such as 12:30:45 is no IPv6 address)
-_IP = re.compile(r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}"
-                 r"|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)(?![\w.:])")
+_EMAIL = re.compile(r"[\w.%+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")  # bounded, as _IPV6
+#: candidates only, bounded (no backtracking storm on long text); :mod:`ipaddress` decides,
+#: so a time such as 12:30:45 or a hex word stays as it is
+_IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?!\d)")
+_IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f:]{2,39}(?![\w:])")
 #: the accounts list's search term inside a query string (a mail job's audience): for those
 #: allowed it matches e-mail and IP, so the term typed may be part of one
 _SEARCH_TERM = re.compile(r"(?<=[?&]q=)[^&\s]+")
@@ -48,8 +49,11 @@ def visible_text(personal: bool, text: str) -> str:
     ``personal``."""
     if personal or not text:
         return text
-    text = _EMAIL.sub(HIDDEN, text)
-    text = _IP.sub(_ip_or_text, text)
+    if "@" in text:
+        text = _EMAIL.sub(HIDDEN, text)
+    text = _IPV4.sub(_ip_or_text, text)
+    if ":" in text:
+        text = _IPV6.sub(_ip_or_text, text)
     return _SEARCH_TERM.sub(HIDDEN, text)
 
 

@@ -213,6 +213,11 @@ def test_free_text_loses_addresses_but_keeps_times_prices_and_logins():
     assert visible_text(False, "accounts list ?q=bob&group=real*") == (
         f"accounts list ?q={HIDDEN}&group=real*")
     assert visible_text(True, line) == line
+    assert visible_text(False, "from 10.0.0.1:443, then 10.0.0.2.") == (
+        f"from {HIDDEN}:443, then {HIDDEN}.")
+    assert visible_text(False, "999.1.2.3 and cafe") == "999.1.2.3 and cafe"
+    for long_text in ("a:" * 5000 + "g", "x" * 10240 + "@", "-" * 10240 + "@x"):  # quickly
+        assert visible_text(False, long_text) == long_text
 
 
 def test_a_shown_object_masks_only_its_named_fields_and_leaves_the_original_alone():
