@@ -21,7 +21,9 @@ from platforms.live.reads import PlatformUnavailable
 from platforms.mirror.filters import AccountFilter
 from platforms.mirror.selectors import cached_for_filter, mirror_accounts, mirror_state
 from platforms.models import PlatformKind
+from platforms.server.selectors import visible_journal
 from platforms.trading.kinds import account_actions
+from platforms.trading.selectors import visible_events
 
 TABS = ["open", "pending", "history", "money", "daily", "journal", "audit"]
 TEMPLATE = "dashboard/accounts/account_card.html"
@@ -68,7 +70,8 @@ def account_tab(request, pk: int, login: int, tab: str):
         context["rows"] = [r for r in trades.rows if r.is_pending == wanted]
         return render_page(request, TEMPLATE, context, partial="trades-tab")
     if tab == "audit":
-        context["events"] = live_reads.account_audit(platform, login)
+        context["events"] = list(visible_events(request.user,
+                                                live_reads.account_audit(platform, login)))
         return render_page(request, TEMPLATE, context, partial="audit-tab")
     dates = DateRangeForm(request.GET, default_days=365 if tab == "money" else 90)
     context["dates"] = dates
@@ -105,7 +108,8 @@ def account_tab(request, pk: int, login: int, tab: str):
                 client.mt4.daily_reports_request(start, end, [login]), key=lambda d: d.ctm
             )
             return render_page(request, TEMPLATE, context, partial="daily-tab")
-        context["lines"] = client.mt4.journal_request(start, end, filter=str(login))
+        context["lines"] = visible_journal(
+            request.user, client.mt4.journal_request(start, end, filter=str(login)))
         return render_page(request, TEMPLATE, context, partial="journal-tab")
     except ManagerApiError as exc:
         context["error"] = str(exc)

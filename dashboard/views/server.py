@@ -34,7 +34,12 @@ from platforms.server.forms import (
 from platforms.server.models import MailJob, ReportJob
 from platforms.server.placeholders import recipient_values, render_template
 from platforms.server.reports import pnl_chart, request_report, table, workbook_sheets
-from platforms.server.selectors import journal_in_scope
+from platforms.server.selectors import (
+    journal_in_scope,
+    visible_journal,
+    visible_mail_jobs,
+    visible_recipients,
+)
 from platforms.server.services import (
     create_mail_job,
     diff_params,
@@ -106,10 +111,8 @@ def journal(request, pk: int):
         except ManagerApiError as exc:
             context["error"] = api_error_text(exc)
         else:
-            lines = journal_in_scope(request.user, platform, lines)
-            text = data["text"].lower()
-            if text:
-                lines = [ln for ln in lines if text in (ln.message or "").lower()]
+            lines = visible_journal(request.user, journal_in_scope(request.user, platform, lines),
+                                    text=data["text"], server_filter=data["filter"])
             context["lines"] = lines[:5000]
             context["truncated"] = len(lines) > 5000
     return render_page(request, "dashboard/server/journal.html", context, partial="results")
@@ -132,7 +135,8 @@ def _mail_accounts(request, platform, data) -> tuple[list, str]:
     accounts = mirror_accounts(request.user, platform)
     if data["audience"] == AudienceKind.FILTERED:
         query = data["query"].lstrip("?")
-        qs = AccountFilter(QueryDict(query), queryset=accounts).qs
+        qs = AccountFilter(QueryDict(query), queryset=accounts,
+                           personal=can_see_personal_data(request.user)).qs
         return list(qs.only("login", "name", "balance", "currency")), f"accounts list ?{query}"
     wanted = [data["login"]] if data["audience"] == AudienceKind.ONE else data["logins"]
     found = list(accounts.filter(login__in=wanted).only("login", "name", "balance", "currency"))
@@ -154,7 +158,8 @@ def mail_compose(request, pk: int):
         initial = {"audience": "one", "login": request.GET["login"]}
     form = MailForm(request.POST or None, initial=initial)
     context = {"platform": platform, "form": form, "error": _mt4_only(platform),
-               "jobs": MailJob.objects.filter(platform=platform)[:20]}
+               "jobs": visible_mail_jobs(request.user,
+                                         MailJob.objects.filter(platform=platform)[:20])}
     if request.method == "POST" and not context["error"] and form.is_valid():
         data = form.cleaned_data
         try:
@@ -186,9 +191,10 @@ def mail_compose(request, pk: int):
 def mail_job(request, pk: int, job_id: int):
     platform = get_visible_platform(request.user, pk)
     job = get_object_or_404(MailJob, platform=platform, pk=job_id)
-    failed = job.recipients.filter(sent=False)[:200]
+    failed = visible_recipients(request.user, job.recipients.filter(sent=False)[:200])
     return render_page(request, "dashboard/server/mail_job.html",
-                       {"platform": platform, "job": job, "failed": failed}, partial="job")
+                       {"platform": platform, "job": visible_mail_jobs(request.user, [job])[0],
+                        "failed": failed}, partial="job")
 
 
 @require_GET

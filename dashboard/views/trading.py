@@ -149,7 +149,8 @@ def task_list(request, pk: int):
     state = request.GET.get("state")
     if state in TaskState.values:
         tasks = tasks.filter(state=state)
-    context = {"platform": platform, "tasks": tasks[:200], "states": TaskState.choices,
+    context = {"platform": platform, "tasks": selectors.visible_tasks(request.user, tasks[:200]),
+               "states": TaskState.choices,
                "state": state or ""}
     return render_page(request, "dashboard/trading/tasks.html", context, partial="task-rows")
 
@@ -160,7 +161,8 @@ def task_detail(request, pk: int, task_pk: int):
     platform = get_visible_platform(request.user, pk)
     task = get_object_or_404(selectors.tasks_for(request.user, platform), pk=task_pk)
     return render_page(request, "dashboard/trading/task.html",
-                       {"platform": platform, "task": task}, partial="task-state")
+                       {"platform": platform, "task": selectors.visible_task(request.user, task)},
+                       partial="task-state")
 
 
 TASK_ACTIONS = ("approve", "reject", "cancel", "reconcile")
@@ -210,7 +212,9 @@ def task_action(request, pk: int, task_pk: int, action: str):
         return _forbidden(request, exc)
     except OperationRefused as exc:
         response = render_page(request, "dashboard/trading/task.html",
-                               {"platform": platform, "task": task, "refused": str(exc)})
+                               {"platform": platform,
+                                "task": selectors.visible_task(request.user, task),
+                                "refused": str(exc)})
         response.status_code = 409
         return response
     return _redirect(request, reverse("dashboard:operation-task", args=[platform.pk, task.pk]))
@@ -241,9 +245,11 @@ def audit_log(request):
             [e.at.isoformat(), e.actor.get_username() if e.actor else "", e.ip_address or "",
              e.action, e.platform.name if e.platform else "", e.target, e.request_id,
              e.outcome, e.before, e.after, e.detail]
-            for e in events.select_related("actor", "platform").iterator(chunk_size=2000)
+            for e in selectors.visible_events(
+                request.user, events.select_related("actor", "platform").iterator(chunk_size=2000))
         )
         return stream_csv(request, "audit", AUDIT_COLUMNS, rows)
     return render_page(request, "dashboard/trading/audit.html",
-                       {"events": events[:200], "filters": request.GET,
+                       {"events": list(selectors.visible_events(request.user, events[:200])),
+                        "filters": request.GET,
                         "problems": audit.problems()}, partial="audit-rows")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -9,7 +10,8 @@ from django.db.models import CharField, Q, QuerySet
 from django.db.models.functions import Cast
 
 from platforms.access.masks import group_allowed, masks_q
-from platforms.access.scope import group_masks_for, scope_for, valid_id
+from platforms.access.personal import visible_fields
+from platforms.access.scope import can_see_personal_data, group_masks_for, scope_for, valid_id
 from platforms.client import ManagerApiError, NotFound
 from platforms.connections import client_for
 from platforms.mirror.models import MirrorAccount
@@ -180,3 +182,28 @@ def audit_events(user) -> QuerySet[AuditEvent]:
                   .annotate(text=Cast("login", CharField())).values("text"))
         visible |= Q(platform_id=pk) & (~Q(target__regex=r"^[0-9]+$") | Q(target__in=logins))
     return events.filter(visible)
+
+
+#: what a task page shows verbatim: the operation's parameters and the platform's answer
+TASK_TEXT_FIELDS = ("payload", "result", "preview", "message")
+#: what the audit page and its CSV show verbatim (the IP is the acting staff member's)
+AUDIT_TEXT_FIELDS = ("ip_address", "target", "before", "after", "detail")
+
+
+def visible_tasks(user, tasks: Iterable[TradeTask]) -> list[TradeTask]:
+    """``tasks`` as ``user`` may read them: personal fields of their payloads and answers
+    read "hidden" without ``view_personal_data`` (an edit_profile task carries the new email
+    and phone), whoever requested the task."""
+    personal = can_see_personal_data(user)
+    return [visible_fields(personal, task, TASK_TEXT_FIELDS) for task in tasks]
+
+
+def visible_task(user, task: TradeTask) -> TradeTask:
+    return visible_tasks(user, [task])[0]
+
+
+def visible_events(user, events: Iterable[AuditEvent]) -> Iterator[AuditEvent]:
+    """Audit events as ``user`` may read them (lazily: the CSV streams every row); before and
+    after values keep their personal keys, with the values reading "hidden"."""
+    personal = can_see_personal_data(user)
+    return (visible_fields(personal, event, AUDIT_TEXT_FIELDS) for event in events)

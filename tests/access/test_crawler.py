@@ -1,8 +1,9 @@
-"""The crawler: every page, as four kinds of user, with hostile variants of every parameter.
+"""The crawler: every page, as five kinds of user, with hostile variants of every parameter.
 
 For each URL name of ``dashboard/urls.py`` (real ids from a sandbox-backed mirror; the account
 card's tab once per tab) it requests the page as a superuser, a dealer granted one platform, a
-support user granted one platform minus one account group, and a staff user granted nothing; then,
+staff user with every permission but ``view_personal_data`` on that platform, a support user
+granted one platform minus one account group, and a staff user granted nothing; then,
 as the superuser and the masked user, it repeats every GET with each hostile value in each query
 parameter the page actually reads (recorded while serving the plain page, plus any a hostile
 variant makes it read, such as a filter form's fields once the query is not empty), hostile path
@@ -11,8 +12,10 @@ in each parameter. A page that never parses its query string as that user gets e
 in one request.
 
 It asserts what staff rely on: no 5xx anywhere; outside the grant a 404; no login outside the
-user's group masks in any page or CSV; no personal field without ``view_personal_data``; and
-``<script>`` never comes back unescaped.
+user's group masks in any page or CSV; no personal field without ``view_personal_data`` (client
+e-mails, phones and journal IPs, and the new e-mail and phone of an edit_profile task, which its
+payload, its audit row, the audit CSV and a mail job's audience carry); and ``<script>`` never
+comes back unescaped.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import QueryDict
 from django.urls import reverse
@@ -54,6 +59,20 @@ HOSTILE_VALUES = [
     "--login", "-", "zzz", "-1", "0", HUGE, "abc", "1e999", "2024-13-45", "2024-02-30T25:61",
     SCRIPT, "a\x00b", "x" * 10240, "%", "../../etc/passwd", "${7*7}", " ",
 ]
+#: what an edit_profile task sets (its payload, audit row and a mail audience carry them) and
+#: the address of the staff member who asked (kept by the audit trail)
+NEW_EMAIL = "crawl.moved@newmail.example"
+NEW_PHONE = "+44 7700 900456"
+STAFF_IP = "203.0.113.9"
+#: users without ``view_personal_data``: no page may show them a personal field
+NO_PERSONAL = ("dealer", "no_personal")
+#: pages whose payloads, audit values, mail audiences or journal lines carry personal data
+#: (→ an extra query to fetch too, such as the CSV): see :func:`_check_payload_pages`
+PAYLOAD_PAGES = {
+    "operation-task": "", "operation-tasks": "", "operation-audit": "format=csv",
+    "server-mail-job": "", "server-journal": "", "account-tab[audit]": "",
+    "account-tab[journal]": "",
+}
 #: path converters → the hostile replacements of a real value
 HOSTILE_PATH = {
     "pk": [HUGE, "0", "2147483648", str(2**63)],
@@ -100,6 +119,7 @@ class World:
     ghost_login: int  # a login no account of the platform has
     emails: set[str]
     phones: set[str]
+    ips: set[str]
     requests: int = 0
     problems: list[str] = field(default_factory=list)
     #: one pass over a body finds any excluded login / personal field (a search per login,
@@ -116,8 +136,11 @@ class World:
         self.excluded_pattern = _logins_pattern(self.excluded_logins)
         self.named = min(self.excluded_logins)
         self.excluded_but_named = _logins_pattern(self.excluded_logins - {self.named})
+        assert self.ips, "the journal names no client address: the crawl proves no masking"
         secrets = sorted((*self.emails, *self.phones), key=len, reverse=True)
-        self.personal_pattern = re.compile("|".join(map(re.escape, secrets)))
+        addresses = "|".join(map(re.escape, sorted(self.ips)))
+        self.personal_pattern = re.compile(
+            "|".join(map(re.escape, secrets)) + rf"|(?<![\d.])(?:{addresses})(?![\d.])")
 
 
 def _mirror_from_sandbox(mt4) -> list[MirrorAccount]:
@@ -152,19 +175,36 @@ def _mirror_from_sandbox(mt4) -> list[MirrorAccount]:
     return rows
 
 
+def _journal_logins(mt4) -> dict[int, str]:
+    """Login → client address, from the login lines of the sandbox's journal."""
+    now = timezone.now()
+    lines = client_for(mt4).mt4.journal_request(now - timedelta(days=1), now, mode="Logins")
+    found = ((re.match(r"'(\d+)': login", line.message or ""), line.ip) for line in lines)
+    return {int(match.group(1)): ip for match, ip in found if match and ip}
+
+
 @pytest.fixture
 def world(sandbox_platforms) -> World:
     mt4, mt5 = sandbox_platforms
     rows = _mirror_from_sandbox(mt4)
-    allowed = next(r for r in rows if r.group.startswith("real\\") and r.group != EXCLUDED_GROUP)
+    online = _journal_logins(mt4)
+    # an account whose journal (on its card's tab) names the address it logged in from
+    allowed = next(r for r in rows if r.group.startswith("real\\") and r.group != EXCLUDED_GROUP
+                   and r.login in online)
     superuser = StaffUserFactory(username="crawl-root", is_superuser=True)
     dealer = grant(StaffUserFactory(username="crawl-dealer"), mt4, role="dealer")
     masked = grant(StaffUserFactory(username="crawl-masked"), mt4, group_masks=MASKS,
                    role="support")
+    no_personal = grant(StaffUserFactory(username="crawl-no-personal"), mt4)
+    no_personal.user_permissions.set(Permission.objects.filter(
+        content_type__app_label="platforms").exclude(codename="view_personal_data"))
     nobody = StaffUserFactory(username="crawl-nobody")
+    # personal data inside payloads: a profile change (the task page shows its payload) ...
     task = TradeTask.objects.create(
-        platform=mt4, login=allowed.login, kind="deposit", payload={"amount": "10"},
-        fingerprint="x", state="rejected", requested_by=superuser)
+        platform=mt4, login=allowed.login, kind="edit_profile", fingerprint="x",
+        payload={"email": NEW_EMAIL, "phone": NEW_PHONE, "comment": "moved"},
+        result={"login": allowed.login}, state="rejected", requested_by=superuser,
+        message=f"refused: {NEW_EMAIL} is taken")
     hidden = next(r for r in rows if r.group == EXCLUDED_GROUP)
     # what a masked user must never see: a task and audit events about an excluded account
     TradeTask.objects.create(
@@ -172,11 +212,17 @@ def world(sandbox_platforms) -> World:
         fingerprint="y", state="rejected", requested_by=superuser)
     AuditEvent.objects.create(platform=mt4, action="operation.deposit", target=str(hidden.login),
                               actor=superuser, outcome="rejected")
-    AuditEvent.objects.create(platform=mt4, action="operation.deposit",
-                              target=str(allowed.login), actor=superuser, outcome="ok")
+    # ... its audit row (before/after, the requester's address, the detail) ...
+    AuditEvent.objects.create(
+        platform=mt4, action="trade_task.edit_profile", target=str(allowed.login),
+        actor=superuser, outcome="ok", ip_address=STAFF_IP,
+        before={"email": allowed.email, "phone": allowed.phone},
+        after={"kind": "edit_profile", "email": NEW_EMAIL, "phone": NEW_PHONE},
+        detail=f"was {allowed.email}")
     run = SnapshotRunFactory(platform=mt4, state="succeeded")
+    # ... and a mail job addressed by searching the accounts list for an e-mail
     mail = MailJob.objects.create(platform=mt4, requested_by=superuser, subject="s",
-                                  body_template="b", audience="one")
+                                  body_template="b", audience=f"accounts list ?q={NEW_EMAIL}")
     report = ReportJob.objects.create(platform=mt4, requested_by=superuser, scope="account",
                                       date_from="2024-01-01", date_to="2024-01-31",
                                       state="succeeded", result={"rows": [], "days": []})
@@ -198,12 +244,14 @@ def world(sandbox_platforms) -> World:
                         for tab in ACCOUNT_TABS if tab != kwargs["tab"]]
     return World(
         mt4=mt4, mt5=mt5,
-        users={"superuser": superuser, "dealer": dealer, "masked": masked, "nobody": nobody},
+        users={"superuser": superuser, "dealer": dealer, "no_personal": no_personal,
+               "masked": masked, "nobody": nobody},
         targets=targets,
         excluded_logins={r.login for r in rows if r.group == EXCLUDED_GROUP},
         ghost_login=max(r.login for r in rows) + 1,
-        emails={r.email for r in rows if r.email},
-        phones={r.phone for r in rows if len(r.phone) > 5},
+        emails={NEW_EMAIL, *(r.email for r in rows if r.email)},
+        phones={NEW_PHONE, *(r.phone for r in rows if len(r.phone) > 5)},
+        ips={STAFF_IP, *online.values()},
     )
 
 
@@ -265,15 +313,17 @@ def _check(world: World, who: str, url: str, response, *, named: bool = False) -
     excluded = world.excluded_but_named if named else world.excluded_pattern
     if who == "masked" and (leak := excluded.search(body)):
         world.problems.append(f"{who} {url[:200]}: shows excluded login {leak.group()}")
-    if who == "dealer" and (leak := world.personal_pattern.search(body)):
+    if who in NO_PERSONAL and (leak := world.personal_pattern.search(body)):
         world.problems.append(f"{who} {url[:200]}: shows personal data {leak.group()!r}")
     return body
 
 
-def _get(client, world: World, who: str, url: str, query: str = "", *, named: bool = False):
+def _get(client, world: World, who: str, url: str, query: str = "", *, named: bool = False,
+         htmx: bool = False):
+    """GET ``url`` (as the page's htmx partial when ``htmx``) and check the answer."""
     full = f"{url}?{query}" if query else url
     try:
-        response = client.get(full)
+        response = client.get(full, headers={"HX-Request": "true"} if htmx else None)
     except Exception as exc:
         world.problems.append(f"{who} {full[:200]}: {type(exc).__name__}: {exc}"[:400])
         return None
@@ -308,6 +358,34 @@ def _scope_probe(client, world: World, who: str, url: str):
             return None
         _check(world, who, f"POST {url}", response)
     return response
+
+
+def _check_payload_pages(client, world: World) -> None:
+    """The pages that show payloads, also as their htmx partial (the account card's tabs fill in
+    only through it) and their CSV: the superuser finds the personal data planted in each (else
+    the check proves nothing there); a user without ``view_personal_data`` who holds every other
+    permission reaches each and finds none (``_check`` looks)."""
+    for who in ("superuser", "no_personal"):
+        client.force_login(world.users[who])
+        for target in world.targets:
+            if target.key not in PAYLOAD_PAGES:
+                continue
+            url = target.url()
+            variants = [("", False), ("", True)]
+            if query := PAYLOAD_PAGES[target.key]:
+                variants.append((query, False))
+            bodies = []
+            for query, htmx in variants:
+                response = _get(client, world, who, url, query, htmx=htmx)
+                if response is None:
+                    continue
+                if response.status_code != 200:
+                    world.problems.append(f"{who} {target.key} {query} (htmx={htmx}): "
+                                          f"{response.status_code}, not 200")
+                bodies.append(response.crawled_body)
+            if who == "superuser" and not any(map(world.personal_pattern.search, bodies)):
+                world.problems.append(f"superuser {target.key}: the personal data planted "
+                                      "there does not show")
 
 
 #: the keys tried on a page that reads none (a read the recorder cannot see still meets them)
@@ -355,6 +433,7 @@ def test_every_page_survives_hostile_input_and_keeps_scope(client, world, monkey
                 if response is not None and response.status_code != 404:
                     world.problems.append(
                         f"{who} {target.key} on an ungranted platform: {response.status_code}")
+    _check_payload_pages(client, world)
     # the recorder sees request.GET being parsed wherever a key was read (else "untouched"
     # below would wrongly spare pages the full set of hostile values)
     assert all(touched for (who, _), (touched, keys) in reads.items()
