@@ -11,11 +11,15 @@ from dashboard.views import (
     market,
     mirror,
     overview,
-    server,
     trades,
     trading,
     two_factor,
 )
+from dashboard.views.server import health as server_health
+from dashboard.views.server import journal as server_journal
+from dashboard.views.server import messaging as server_messaging
+from dashboard.views.server import plugins as server_plugins
+from dashboard.views.server import reports as server_reports
 
 dashboard_patterns = [
     path("", overview.overview, name="overview"),
@@ -69,29 +73,30 @@ dashboard_patterns = [
          trading.task_action, name="operation-task-action"),
     path("operations/audit/", trading.audit_log, name="operation-audit"),
     # --- server
-    path("platforms/<int:pk>/server/health/", server.health_page, name="server-health"),
-    path("platforms/<int:pk>/server/journal/", server.journal, name="server-journal"),
-    path("platforms/<int:pk>/server/mail/", server.mail_compose, name="server-mail"),
-    path("platforms/<int:pk>/server/mail/jobs/<int:job_id>/", server.mail_job,
+    path("platforms/<int:pk>/server/health/", server_health.health_page, name="server-health"),
+    path("platforms/<int:pk>/server/journal/", server_journal.journal, name="server-journal"),
+    path("platforms/<int:pk>/server/mail/", server_messaging.mail_compose, name="server-mail"),
+    path("platforms/<int:pk>/server/mail/jobs/<int:job_id>/", server_messaging.mail_job,
          name="server-mail-job"),
-    path("platforms/<int:pk>/server/mailbox/", server.mailbox, name="server-mailbox"),
-    path("platforms/<int:pk>/server/news/", server.news, name="server-news"),
-    path("platforms/<int:pk>/server/plugins/", server.plugin_list, name="server-plugins"),
-    path("platforms/<int:pk>/server/plugins/<int:pos>/", server.plugin_detail,
+    path("platforms/<int:pk>/server/mailbox/", server_messaging.mailbox, name="server-mailbox"),
+    path("platforms/<int:pk>/server/news/", server_messaging.news, name="server-news"),
+    path("platforms/<int:pk>/server/plugins/", server_plugins.plugin_list, name="server-plugins"),
+    path("platforms/<int:pk>/server/plugins/<int:pos>/", server_plugins.plugin_detail,
          name="server-plugin"),
-    path("platforms/<int:pk>/server/command/", server.external_command, name="server-command"),
-    path("platforms/<int:pk>/server/reports/", server.report_page, name="server-reports"),
-    path("platforms/<int:pk>/server/reports/<int:job_id>/", server.report_detail,
+    path("platforms/<int:pk>/server/command/", server_plugins.external_command,
+         name="server-command"),
+    path("platforms/<int:pk>/server/reports/", server_reports.report_page, name="server-reports"),
+    path("platforms/<int:pk>/server/reports/<int:job_id>/", server_reports.report_detail,
          name="server-report"),
     path("platforms/<int:pk>/server/reports/<int:job_id>/export.<str:fmt>",
-         server.report_export, name="server-report-export"),
+         server_reports.report_export, name="server-report-export"),
 ]
 
 # The admin asks for a verified TOTP device when DASHBOARD_ADMIN_REQUIRE_2FA is on.
 admin.site.__class__ = TwoFactorAdminSite
 
 urlpatterns = [
-    path("healthz", server.healthz, name="healthz"),
+    path("healthz", server_health.healthz, name="healthz"),
     path("", include((dashboard_patterns, "dashboard"))),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -18,10 +18,12 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from platforms.access.personal import HIDDEN, visible_fields, visible_text, visible_value
+from platforms.audit import Actor
 from platforms.models import AuditEvent
 from platforms.server.models import MailJob
-from platforms.trading import services
+from platforms.trading.execute import execute
 from platforms.trading.models import TaskState, TradeTask
+from platforms.trading.submit import submit
 from tests.factories import MirrorAccountFactory, StaffUserFactory, grant
 
 pytestmark = pytest.mark.django_db
@@ -52,12 +54,12 @@ def profile_task(mt4) -> TradeTask:
     """An edit_profile task requested by a support user and confirmed by the sandbox."""
     support = _user("pii-support", mt4, "support")
     MirrorAccountFactory(platform=mt4, login=LOGIN)
-    submission = services.submit(
-        actor=services.Actor(support, STAFF_IP), platform=mt4, kind="edit_profile",
+    submission = submit(
+        actor=Actor(support, STAFF_IP), platform=mt4, kind="edit_profile",
         login=LOGIN, payload={"email": NEW_EMAIL, "phone": NEW_PHONE, "comment": "moved"},
         request_id=uuid.uuid4(),
     )
-    assert services.execute(submission.task.pk) == TaskState.CONFIRMED
+    assert execute(submission.task.pk) == TaskState.CONFIRMED
     return TradeTask.objects.get(pk=submission.task.pk)
 
 

@@ -1,0 +1,44 @@
+"""The platform's server journal: scoped to the grant's masks, personal data hidden without the
+permission."""
+
+from __future__ import annotations
+
+from django.views.decorators.http import require_GET
+
+from dashboard.access import staff_required
+from dashboard.rendering import render_page
+from dashboard.views.server.common import api_error_text, mt4_only_notice
+from platforms.access.scope import can_see_personal_data, get_visible_platform
+from platforms.client import ManagerApiError
+from platforms.connections import client_for
+from platforms.server.forms import (
+    JournalForm,
+)
+from platforms.server.selectors import (
+    journal_in_scope,
+    visible_journal,
+)
+
+
+@require_GET
+@staff_required
+def journal(request, pk: int):
+    platform = get_visible_platform(request.user, pk)
+    form = JournalForm(request.GET)
+    context = {"platform": platform, "form": form, "personal": can_see_personal_data(request.user)}
+    context["error"] = mt4_only_notice(platform)
+    if not context["error"] and form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        try:
+            lines = client_for(platform).mt4.journal_request(
+                data["start"], data["end"], mode=data["mode"] or None,
+                filter=data["filter"] or None,
+            )
+        except ManagerApiError as exc:
+            context["error"] = api_error_text(exc)
+        else:
+            lines = visible_journal(request.user, journal_in_scope(request.user, platform, lines),
+                                    text=data["text"], server_filter=data["filter"])
+            context["lines"] = lines[:5000]
+            context["truncated"] = len(lines) > 5000
+    return render_page(request, "dashboard/server/journal.html", context, partial="results")
