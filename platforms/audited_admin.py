@@ -102,10 +102,10 @@ class AuditedAdmin:
 
     # --- hooks -------------------------------------------------------------------------------
 
-    def audit_values(self, obj: models.Model) -> dict[str, Any]:
+    def audit_values(self, obj: Any) -> dict[str, Any]:
         return model_values(obj, secrets=self.audit_secrets, exclude=self.audit_exclude)
 
-    def audit_target(self, obj: models.Model) -> str:
+    def audit_target(self, obj: Any) -> str:
         return str(obj)[:200]
 
     def audit_platform(self, obj: models.Model) -> TradePlatform | None:
@@ -114,7 +114,7 @@ class AuditedAdmin:
         platform = getattr(obj, "platform", None)
         return platform if isinstance(platform, TradePlatform) else None
 
-    def audit_deleted_values(self, obj: models.Model) -> dict[str, Any]:
+    def audit_deleted_values(self, obj: Any) -> dict[str, Any]:
         """What a delete removes: the values, plus anything it takes with it (override)."""
         return self.audit_values(obj)
 

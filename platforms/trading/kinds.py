@@ -82,7 +82,7 @@ COVERAGE_KINDS = {K.COVERAGE_OPEN: "open", K.COVERAGE_MODIFY: "modify",
                   K.COVERAGE_CLOSE: "close"}
 
 #: signed direction and MT4 trade command of each money kind
-MONEY_KINDS = {
+MONEY_KINDS: dict[str, tuple[int, str]] = {
     K.DEPOSIT: (1, "Balance"),
     K.WITHDRAWAL: (-1, "Balance"),
     K.CREDIT_IN: (1, "Credit"),
@@ -91,7 +91,7 @@ MONEY_KINDS = {
 }
 #: kinds whose wire body is decided at submit (no live read) and that a drain sends in batches
 BATCHED_KINDS = tuple(MONEY_KINDS)
-BULK_COMMANDS = {
+BULK_COMMANDS: dict[str, str] = {
     K.BULK_GROUP: "SetGroup",
     K.BULK_LEVERAGE: "Leverage",
     K.BULK_ENABLE: "Enable",

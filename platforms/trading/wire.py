@@ -106,8 +106,10 @@ def _account_changes(task: TradeTask, client) -> dict:
     return {"enableFlags": (user.enable_flags | bit) if on else (user.enable_flags & ~bit)}
 
 
-def call(task: TradeTask, client, wire: dict) -> tuple[dict, str | None]:
+def call(task: TradeTask, client, wire: dict | None) -> tuple[dict, str | None]:
     """Send ``wire`` under the task's key; the answer as a small dict, and the activity id."""
+    if wire is None:  # prepared before any send; a row without one is not ours to guess
+        raise ValueError(f"task {task.pk} has no wire body")
     key = str(task.request_id)
     op = wire["op"]
     if op == "trade_transaction":
