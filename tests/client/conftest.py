@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
 from platforms.client import (
     AsyncManagerClient,
     ManagerClient,
-    PlatformBreaker,
     PlatformConfig,
 )
 from platforms.client.auth import clear_discovery_cache
-from platforms.transport import RetryPolicy, reset_breakers
+from platforms.transport import reset_breakers
 from tests.sandbox_process import SandboxInfo
-
-FAST_RETRY = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05, jitter=0.01, total_time=5)
+from tests.support.transport import FAST_RETRY, fresh_breaker
 
 
 def make_config(sandbox: SandboxInfo, *, kind: str = "MT4", **overrides) -> PlatformConfig:
@@ -32,12 +28,6 @@ def make_config(sandbox: SandboxInfo, *, kind: str = "MT4", **overrides) -> Plat
     )
     values.update(overrides)
     return PlatformConfig(**values)
-
-
-def fresh_breaker(platform_id: str | None = None, **kwargs) -> PlatformBreaker:
-    kwargs.setdefault("fail_max", 3)
-    kwargs.setdefault("reset_timeout", 1.0)
-    return PlatformBreaker(platform_id or str(uuid.uuid4()), **kwargs)
 
 
 class Recorder:
@@ -123,7 +113,7 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def client(sb: Sandbox, recorder: Recorder):
+def manager_client(sb: Sandbox, recorder: Recorder):
     config = make_config(sb.info)
     with ManagerClient(
         config,
@@ -136,7 +126,7 @@ def client(sb: Sandbox, recorder: Recorder):
 
 
 @pytest.fixture
-async def aclient(sb: Sandbox, recorder: Recorder):
+async def async_manager_client(sb: Sandbox, recorder: Recorder):
     config = make_config(sb.info)
     async with AsyncManagerClient(
         config,

@@ -1,23 +1,20 @@
 """Fixtures for coverage: one sandbox whose LP bridge has short sessions, raw HTTP helpers
-over its wire, and bridge-client configurations with fresh breakers and fast retries."""
+over its wire, and bridge-client configurations (breakers and retries come from
+``tests.support.transport``)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from platforms.client import PlatformBreaker
 from platforms.coverage.client import BridgeConfig
-from platforms.transport import RetryPolicy, counts_as_failure, reset_breakers
+from platforms.transport import reset_breakers
 from tests.sandbox_process import SandboxInfo, start_sandbox
 
 SESSION_TTL = 4.0
 LOGIN = 900001
-FAST_RETRY = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05, jitter=0.01,
-                         total_time=5)
 
 
 @pytest.fixture(scope="session")
@@ -96,13 +93,6 @@ def _fresh_breakers():
     reset_breakers()
     yield
     reset_breakers()
-
-
-def fresh_breaker(**kwargs: Any) -> PlatformBreaker:
-    kwargs.setdefault("fail_max", 3)
-    kwargs.setdefault("reset_timeout", 1.0)
-    return PlatformBreaker(f"coverage-test-{uuid.uuid4()}", is_failure=counts_as_failure,
-                           **kwargs)
 
 
 def bridge_config(info: SandboxInfo, login: int = LOGIN, **overrides: Any) -> BridgeConfig:

@@ -28,14 +28,8 @@ from platforms.coverage.client import (
     ValidationError,
 )
 from platforms.transport import RetryPolicy
-from tests.coverage.conftest import (
-    FAST_RETRY,
-    LOGIN,
-    SESSION_TTL,
-    Wire,
-    bridge_config,
-    fresh_breaker,
-)
+from tests.coverage.conftest import LOGIN, SESSION_TTL, Wire, bridge_config
+from tests.support.transport import FAST_RETRY, fresh_breaker
 
 
 def _client(wire: Wire, login: int = LOGIN, *, retry: RetryPolicy = FAST_RETRY, breaker=None,
