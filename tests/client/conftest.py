@@ -13,6 +13,7 @@ from platforms.client import (
 from platforms.client.auth import clear_discovery_cache
 from platforms.transport import reset_breakers
 from tests.sandbox_process import SandboxInfo
+from tests.support.control import SandboxControl
 from tests.support.transport import FAST_RETRY, fresh_breaker
 
 
@@ -62,23 +63,17 @@ class Recorder:
         return [r for r in self.requests if "/api/v2/" in r.url.path]
 
 
-class Sandbox:
-    """Thin helper over the sandbox control API."""
+class Sandbox(SandboxControl):
+    """Thin helper over the manager API's sandbox control API."""
 
-    def __init__(self, info: SandboxInfo) -> None:
-        self.info = info
-
-    def fault(self, **rule) -> str:
-        return self.info.control("POST", "/faults", json=rule).json().get("id")
+    def control(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return self.info.control(method, path, **kwargs)
 
     def clear_faults(self) -> None:
         self.info.clear_faults()
 
     def stats(self) -> dict:
-        return self.info.control("GET", "/stats").json()
-
-    def op_stats(self, name: str) -> dict:
-        return self.stats()["operations"].get(name, {"received": 0, "executed": 0})
+        return self.control("GET", "/stats").json()
 
     def reset_stats(self) -> None:
         self.info.control("DELETE", "/stats")

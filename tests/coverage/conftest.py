@@ -12,6 +12,7 @@ import pytest
 from platforms.coverage.client import BridgeConfig
 from platforms.transport import reset_breakers
 from tests.sandbox_process import SandboxInfo, start_sandbox
+from tests.support.control import SandboxControl
 
 SESSION_TTL = 4.0
 LOGIN = 900001
@@ -27,11 +28,11 @@ def lp() -> SandboxInfo:
     info.stop()
 
 
-class Wire:
+class Wire(SandboxControl):
     """Raw HTTP over the bridge's wire (no client code), plus its control API."""
 
     def __init__(self, info: SandboxInfo) -> None:
-        self.info = info
+        super().__init__(info)
         self.base = info.bridge_url
         self.http = httpx.Client(timeout=30)
 
@@ -61,13 +62,6 @@ class Wire:
 
     def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self.info.bridge_control(method, path, **kwargs)
-
-    def fault(self, **rule: Any) -> int:
-        return self.control("POST", "/faults", json=rule).json()["id"]
-
-    def op_stats(self, operation: str) -> dict[str, int]:
-        ops = self.control("GET", "/stats").json()["operations"]
-        return ops.get(operation, {"received": 0, "executed": 0})
 
     def state(self, login: int = LOGIN) -> dict[str, Any]:
         return self.control("GET", f"/accounts/{login}").json()
