@@ -100,7 +100,7 @@ async def live_latency(mt4, traders: list[int], cookie: str, trades: int) -> dic
     from platforms.client import records as r
     from platforms.connections import client_for
     from platforms.sandbox.process import ROOT
-    from tests.asgi_server import serve_dashboard
+    from tests.support.asgi_server import serve_dashboard
 
     stream = subprocess.Popen([sys.executable, "manage.py", "stream", "--platform", str(mt4.pk)],
                               cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
 from platforms.client import (
     AsyncManagerClient,
     ManagerClient,
-    PlatformBreaker,
     PlatformConfig,
 )
 from platforms.client.auth import clear_discovery_cache
-from platforms.transport import RetryPolicy, reset_breakers
+from platforms.transport import reset_breakers
 from tests.sandbox_process import SandboxInfo
-
-FAST_RETRY = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05, jitter=0.01, total_time=5)
+from tests.support.control import SandboxControl
+from tests.support.transport import FAST_RETRY, fresh_breaker
 
 
 def make_config(sandbox: SandboxInfo, *, kind: str = "MT4", **overrides) -> PlatformConfig:
@@ -32,12 +29,6 @@ def make_config(sandbox: SandboxInfo, *, kind: str = "MT4", **overrides) -> Plat
     )
     values.update(overrides)
     return PlatformConfig(**values)
-
-
-def fresh_breaker(platform_id: str | None = None, **kwargs) -> PlatformBreaker:
-    kwargs.setdefault("fail_max", 3)
-    kwargs.setdefault("reset_timeout", 1.0)
-    return PlatformBreaker(platform_id or str(uuid.uuid4()), **kwargs)
 
 
 class Recorder:
@@ -72,23 +63,17 @@ class Recorder:
         return [r for r in self.requests if "/api/v2/" in r.url.path]
 
 
-class Sandbox:
-    """Thin helper over the sandbox control API."""
+class Sandbox(SandboxControl):
+    """Thin helper over the manager API's sandbox control API."""
 
-    def __init__(self, info: SandboxInfo) -> None:
-        self.info = info
-
-    def fault(self, **rule) -> str:
-        return self.info.control("POST", "/faults", json=rule).json().get("id")
+    def control(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return self.info.control(method, path, **kwargs)
 
     def clear_faults(self) -> None:
         self.info.clear_faults()
 
     def stats(self) -> dict:
-        return self.info.control("GET", "/stats").json()
-
-    def op_stats(self, name: str) -> dict:
-        return self.stats()["operations"].get(name, {"received": 0, "executed": 0})
+        return self.control("GET", "/stats").json()
 
     def reset_stats(self) -> None:
         self.info.control("DELETE", "/stats")
@@ -123,7 +108,7 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def client(sb: Sandbox, recorder: Recorder):
+def manager_client(sb: Sandbox, recorder: Recorder):
     config = make_config(sb.info)
     with ManagerClient(
         config,
@@ -136,7 +121,7 @@ def client(sb: Sandbox, recorder: Recorder):
 
 
 @pytest.fixture
-async def aclient(sb: Sandbox, recorder: Recorder):
+async def async_manager_client(sb: Sandbox, recorder: Recorder):
     config = make_config(sb.info)
     async with AsyncManagerClient(
         config,

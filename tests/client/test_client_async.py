@@ -17,38 +17,42 @@ from platforms.client import (
     OutcomeUnknown,
     WriteResult,
 )
-from tests.client.conftest import FAST_RETRY, Recorder, Sandbox, fresh_breaker, make_config
+from tests.client.conftest import Recorder, Sandbox, make_config
+from tests.support.transport import FAST_RETRY, fresh_breaker
 
 
-async def test_async_auth_and_single_flight(aclient: AsyncManagerClient, sb: Sandbox, recorder):
+async def test_async_auth_and_single_flight(
+        async_manager_client: AsyncManagerClient, sb: Sandbox, recorder):
     before = sb.stats()["tokensIssued"]
-    results = await asyncio.gather(*(aclient.mt4.server_time() for _ in range(10)))
+    results = await asyncio.gather(*(async_manager_client.mt4.server_time() for _ in range(10)))
     assert all(isinstance(t, datetime) for t in results)
     assert sb.stats()["tokensIssued"] == before + 1  # one token for ten concurrent calls
-    assert aclient.auth.tokens_fetched == 1
+    assert async_manager_client.auth.tokens_fetched == 1
 
 
-async def test_async_revoked_token_recovers(aclient: AsyncManagerClient, sb: Sandbox, recorder):
-    await aclient.mt4.server_time()
+async def test_async_revoked_token_recovers(
+        async_manager_client: AsyncManagerClient, sb: Sandbox, recorder):
+    await async_manager_client.mt4.server_time()
     sb.revoke_tokens()
-    assert isinstance(await aclient.mt4.server_time(), datetime)
+    assert isinstance(await async_manager_client.mt4.server_time(), datetime)
     assert recorder.statuses().count(401) == 1
 
 
-async def test_async_paging(aclient: AsyncManagerClient):
-    logins = [u.login async for u in aclient.mt4.iter_users(page_size=41)]
+async def test_async_paging(async_manager_client: AsyncManagerClient):
+    logins = [u.login async for u in async_manager_client.mt4.iter_users(page_size=41)]
     assert len(logins) == len(set(logins)) == 300
 
 
-async def test_async_busy_retried(aclient: AsyncManagerClient, sb: Sandbox):
+async def test_async_busy_retried(async_manager_client: AsyncManagerClient, sb: Sandbox):
     sb.fault(operation="UsersRequest", error="Busy", times=2)
-    page = await aclient.mt4.users_request(limit=3)
+    page = await async_manager_client.mt4.users_request(limit=3)
     assert len(page.items) == 3
     assert sb.op_stats("UsersRequest")["received"] == 3
 
 
-async def test_async_write_outcome_unknown_not_resent(aclient: AsyncManagerClient, sb: Sandbox):
-    login = (await aclient.mt4.users_request(limit=1)).items[0].login
+async def test_async_write_outcome_unknown_not_resent(
+        async_manager_client: AsyncManagerClient, sb: Sandbox):
+    login = (await async_manager_client.mt4.users_request(limit=1)).items[0].login
     tx = {
         "tradeTransactionType": "BrBalance",
         "tradeCommand": "Balance",
@@ -59,38 +63,38 @@ async def test_async_write_outcome_unknown_not_resent(aclient: AsyncManagerClien
     key = str(uuid.uuid4())
     sb.fault(operation="TradeTransaction", error="OutcomeUnknown", times=1)
     with pytest.raises(OutcomeUnknown):
-        await aclient.mt4.trade_transaction(tx, idempotency_key=key)
+        await async_manager_client.mt4.trade_transaction(tx, idempotency_key=key)
     assert sb.op_stats("TradeTransaction")["received"] == 1
-    result = await aclient.mt4.trade_transaction(tx, idempotency_key=key)
+    result = await async_manager_client.mt4.trade_transaction(tx, idempotency_key=key)
     assert isinstance(result, WriteResult) and result.idempotency_key == key
 
 
-async def test_async_breaker(aclient: AsyncManagerClient, sb: Sandbox):
+async def test_async_breaker(async_manager_client: AsyncManagerClient, sb: Sandbox):
     sb.fault(operation="ServerTime", error="NoConnect", times=100)
     for _ in range(3):
         with pytest.raises(NoConnect):
-            await aclient.mt4.server_time()
-    assert aclient.breaker_state == "open"
+            await async_manager_client.mt4.server_time()
+    assert async_manager_client.breaker_state == "open"
     with pytest.raises(CircuitOpen):
-        await aclient.mt4.server_time()
+        await async_manager_client.mt4.server_time()
     assert sb.op_stats("ServerTime")["received"] == 3
     sb.clear_faults()
     await asyncio.sleep(1.05)
     # Concurrent calls while half-open: exactly one probe goes out, the rest fail fast.
     results = await asyncio.gather(
-        *(aclient.mt4.server_time() for _ in range(5)), return_exceptions=True
+        *(async_manager_client.mt4.server_time() for _ in range(5)), return_exceptions=True
     )
     assert sum(isinstance(r, datetime) for r in results) == 1
     assert sum(isinstance(r, CircuitOpen) for r in results) == 4
-    assert aclient.breaker_state == "closed"
-    assert isinstance(await aclient.mt4.server_time(), datetime)
+    assert async_manager_client.breaker_state == "closed"
+    assert isinstance(await async_manager_client.mt4.server_time(), datetime)
 
 
-async def test_async_sidecar_down(aclient: AsyncManagerClient, sb: Sandbox):
+async def test_async_sidecar_down(async_manager_client: AsyncManagerClient, sb: Sandbox):
     sb.sidecar(False)
     with pytest.raises(ConnectionNotMade):
-        await aclient.mt4.trades_snapshot(limit=5)
-    assert aclient.sidecar_breaker.state == "open"
+        await async_manager_client.mt4.trades_snapshot(limit=5)
+    assert async_manager_client.sidecar_breaker.state == "open"
     sb.sidecar(True)
 
 
@@ -140,9 +144,10 @@ async def test_async_hooks_see_token_calls(sb: Sandbox):
 
 
 async def test_async_large_answers_read_into_one_buffer_give_the_same_records(
-    aclient: AsyncManagerClient, monkeypatch
+    async_manager_client: AsyncManagerClient, monkeypatch
 ):
-    trades = await aclient.mt4.trades_snapshot()
+    trades = await async_manager_client.mt4.trades_snapshot()
     monkeypatch.setattr("platforms.transport.core.LARGE_BODY", 0)
-    assert await aclient.mt4.trades_snapshot() == trades
-    assert await aclient.mt4.margins_get() == await aclient.mt4.margins_get()
+    assert await async_manager_client.mt4.trades_snapshot() == trades
+    assert (await async_manager_client.mt4.margins_get()
+            == await async_manager_client.mt4.margins_get())

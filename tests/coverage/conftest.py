@@ -1,23 +1,21 @@
 """Fixtures for coverage: one sandbox whose LP bridge has short sessions, raw HTTP helpers
-over its wire, and bridge-client configurations with fresh breakers and fast retries."""
+over its wire, and bridge-client configurations (breakers and retries come from
+``tests.support.transport``)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from platforms.client import PlatformBreaker
 from platforms.coverage.client import BridgeConfig
-from platforms.transport import RetryPolicy, counts_as_failure, reset_breakers
+from platforms.transport import reset_breakers
 from tests.sandbox_process import SandboxInfo, start_sandbox
+from tests.support.control import SandboxControl
 
 SESSION_TTL = 4.0
 LOGIN = 900001
-FAST_RETRY = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.05, jitter=0.01,
-                         total_time=5)
 
 
 @pytest.fixture(scope="session")
@@ -30,11 +28,11 @@ def lp() -> SandboxInfo:
     info.stop()
 
 
-class Wire:
+class Wire(SandboxControl):
     """Raw HTTP over the bridge's wire (no client code), plus its control API."""
 
     def __init__(self, info: SandboxInfo) -> None:
-        self.info = info
+        super().__init__(info)
         self.base = info.bridge_url
         self.http = httpx.Client(timeout=30)
 
@@ -65,13 +63,6 @@ class Wire:
     def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self.info.bridge_control(method, path, **kwargs)
 
-    def fault(self, **rule: Any) -> int:
-        return self.control("POST", "/faults", json=rule).json()["id"]
-
-    def op_stats(self, operation: str) -> dict[str, int]:
-        ops = self.control("GET", "/stats").json()["operations"]
-        return ops.get(operation, {"received": 0, "executed": 0})
-
     def state(self, login: int = LOGIN) -> dict[str, Any]:
         return self.control("GET", f"/accounts/{login}").json()
 
@@ -96,13 +87,6 @@ def _fresh_breakers():
     reset_breakers()
     yield
     reset_breakers()
-
-
-def fresh_breaker(**kwargs: Any) -> PlatformBreaker:
-    kwargs.setdefault("fail_max", 3)
-    kwargs.setdefault("reset_timeout", 1.0)
-    return PlatformBreaker(f"coverage-test-{uuid.uuid4()}", is_failure=counts_as_failure,
-                           **kwargs)
 
 
 def bridge_config(info: SandboxInfo, login: int = LOGIN, **overrides: Any) -> BridgeConfig:

@@ -28,14 +28,9 @@ from platforms.coverage.client import (
     ValidationError,
 )
 from platforms.transport import RetryPolicy
-from tests.coverage.conftest import (
-    FAST_RETRY,
-    LOGIN,
-    SESSION_TTL,
-    Wire,
-    bridge_config,
-    fresh_breaker,
-)
+from tests.coverage.conftest import LOGIN, SESSION_TTL, Wire, bridge_config
+from tests.support.polling import wait_until
+from tests.support.transport import FAST_RETRY, fresh_breaker
 
 
 def _client(wire: Wire, login: int = LOGIN, *, retry: RetryPolicy = FAST_RETRY, breaker=None,
@@ -51,14 +46,12 @@ def _aclient(wire: Wire, login: int = LOGIN, **overrides) -> AsyncBridgeClient:
 
 def _executed(client: BridgeClient, task: Task, body: dict) -> Task:
     """Reconcile by resubmitting with the task's request id: the same task, current state."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    def ran() -> Task | None:
         again = client.submit_order(**body, request_id=task.request_id)
         assert again.task_id == task.task_id and again.replayed
-        if again.status != "queued":
-            return again
-        time.sleep(0.05)
-    raise AssertionError("the task never ran")
+        return again if again.status != "queued" else None
+
+    return wait_until(ran, "the task ran", timeout=5)
 
 
 # ------------------------------------------------------------------------------ sync

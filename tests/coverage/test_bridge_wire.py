@@ -12,6 +12,7 @@ import pytest
 from platforms.sandbox.bridge.faults import parse_spec
 from platforms.sandbox.faults import FaultError
 from tests.coverage.conftest import LOGIN, SESSION_TTL, Wire
+from tests.support.polling import wait_until
 
 
 def _when(text: str) -> float:
@@ -29,13 +30,11 @@ def _error(answer: httpx.Response, status: int, code: str) -> dict:
 
 def _wait_task(wire: Wire, session: str, body: dict, request_id: str) -> dict:
     """Replaying the write with its request id returns the task's current state."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    def ran() -> dict | None:
         answer = wire.write("POST", "/orders", session, body, request_id=request_id)
-        if answer.json()["status"] != "queued":
-            return answer.json()
-        time.sleep(0.05)
-    raise AssertionError("the task never ran")
+        return answer.json() if answer.json()["status"] != "queued" else None
+
+    return wait_until(ran, "the task ran", timeout=5)
 
 
 # ------------------------------------------------------------------------------ sessions

@@ -19,7 +19,6 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
 
 from platforms.audit import Actor
 from platforms.coverage import hedging
@@ -31,8 +30,9 @@ from platforms.services import register_sandbox_platforms
 from platforms.trading.execute import execute
 from platforms.trading.models import TaskState, TradeTask
 from platforms.trading.submit import submit
-from tests.factories import grant
 from tests.sandbox_process import forget_connections
+from tests.support.polling import wait_until, wait_until_async
+from tests.support.staff import make_staff
 from tests.workers import CeleryWorker, worker_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(150)]
@@ -49,13 +49,6 @@ def desk(lp, wire):
     forget_connections(lp)
 
 
-async def _until(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        await asyncio.sleep(0.02)
-
-
 async def test_fills_reach_the_snapshot_through_keepalive_expiry_and_drops(desk, wire):
     _mt4, accounts = desk
     account = accounts[2]
@@ -70,7 +63,7 @@ async def test_fills_reach_the_snapshot_through_keepalive_expiry_and_drops(desk,
     running = asyncio.create_task(listener.run())
     session = await asyncio.to_thread(wire.open, login)
     try:
-        await _until(lambda: listener.connected, "connected")
+        await wait_until_async(lambda: listener.connected, "connected")
         assert await asyncio.wait_for(announced.get(), 5) == account.pk  # the gap-fill read
         for step in ("idle", "session expired", "socket dropped"):
             connects = listener.connects
@@ -81,8 +74,9 @@ async def test_fills_reach_the_snapshot_through_keepalive_expiry_and_drops(desk,
             else:
                 await asyncio.to_thread(wire.control, "POST", "/events/drop")
             if not step.startswith("idle"):
-                await _until(lambda c=connects: listener.connects > c and listener.connected,
-                             f"reconnected after {step}")
+                await wait_until_async(
+                    lambda c=connects: listener.connects > c and listener.connected,
+                    f"reconnected after {step}")
             else:
                 assert listener.connects == connects, "the session was not kept alive"
             session = await asyncio.to_thread(wire.open, login)
@@ -137,9 +131,7 @@ def test_a_hedge_whose_answers_were_lost_is_confirmed_by_its_execution_event(
     mt4, accounts = desk
     account = accounts[3]
     env = worker_env(celery_broker)  # shares this process's cache: the recorded executions
-    dealer = get_user_model().objects.create_user("events-dealer", password="pw-123456",
-                                                  is_staff=True)
-    grant(dealer, mt4, role="dealer")
+    dealer = make_staff(mt4, role="dealer", username="events-dealer")
 
     # the LP holds executions, and every answer to a submission is lost (it runs, late)
     wire.control("POST", "/execution", json={"paused": True})
@@ -165,8 +157,8 @@ def test_a_hedge_whose_answers_were_lost_is_confirmed_by_its_execution_event(
     worker = CeleryWorker(env, tmp_path / "trading.log", f"events-{time.monotonic_ns()}",
                           queues="trading")
     try:
-        _wait(lambda: lp.bridge_control("GET", "").json().get("sockets", 0) >= len(accounts),
-              "every coverage account's /events open")
+        wait_until(lambda: lp.bridge_control("GET", "").json().get("sockets", 0) >= len(accounts),
+                   "every coverage account's /events open")
         submits = wire.op_stats("orders.submit")["received"]
         wire.control("POST", "/execution", json={"paused": False})  # the LP fills it now
         deadline = time.monotonic() + 30
@@ -190,9 +182,3 @@ def test_a_hedge_whose_answers_were_lost_is_confirmed_by_its_execution_event(
     assert wire.op_stats("orders.submit")["received"] == submits
     assert TradeTask.objects.get(pk=task.pk).state == TaskState.CONFIRMED
 
-
-def _wait(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.05)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import F
 
@@ -26,10 +25,10 @@ from platforms.coverage.services import poll_coverage_account, register_sandbox_
 from platforms.mirror.models import MirrorAccount, SnapshotKind, SnapshotRun, SnapshotTrigger
 from platforms.mirror.runs import execute_run
 from platforms.services import register_sandbox_platforms
-from tests.asgi_server import serve_dashboard
-from tests.factories import grant
 from tests.live.pages import _logged_in_page, _state, _wait
 from tests.sandbox_process import forget_connections
+from tests.support.asgi_server import serve_dashboard
+from tests.support.staff import make_staff
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -55,9 +54,7 @@ def desk(lp, wire, settings):
     accounts = register_sandbox_coverage_accounts(lp, [mt4])
     for account in accounts:
         poll_coverage_account(account)
-    user = get_user_model().objects.create_user("risk-browser", password="pw-123456",
-                                                is_staff=True)
-    grant(user, mt4, role="risk")
+    user = make_staff(mt4, role="risk", username="risk-browser")
     # the richest client account trades (the sandbox's accounts hold little free margin)
     trader = (MirrorAccount.objects.filter(platform=mt4)
               .order_by(F("free_margin").desc(nulls_last=True)).first())

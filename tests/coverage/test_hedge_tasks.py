@@ -8,7 +8,6 @@ import time
 import uuid
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from platforms.audit import Actor
 from platforms.coverage.services import poll_coverage_account, register_sandbox_coverage_accounts
@@ -18,8 +17,9 @@ from platforms.trading.execute import execute
 from platforms.trading.models import TaskState, TradeTask
 from platforms.trading.reconcile import reconcile
 from platforms.trading.submit import submit
-from tests.factories import grant
 from tests.sandbox_process import forget_connections
+from tests.support.polling import wait_until
+from tests.support.staff import make_staff
 from tests.workers import CeleryWorker, worker_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -35,9 +35,7 @@ def desk(lp, wire):
 
 
 def _dealer(client, *platforms, role="dealer"):
-    user = get_user_model().objects.create_user(f"u-{uuid.uuid4().hex[:8]}",
-                                                password="pw-123456", is_staff=True)
-    grant(user, *platforms, role=role)
+    user = make_staff(*platforms, role=role)
     client.force_login(user)
     return user
 
@@ -57,15 +55,16 @@ def _through_the_form(client, mt4, data) -> TradeTask:
 
 
 def _wait_final(task: TradeTask, timeout=20.0, worker=None) -> TradeTask:
-    deadline = time.monotonic() + timeout
-    while True:
+    def final() -> bool:
         task.refresh_from_db()
-        if task.state in (TaskState.CONFIRMED, TaskState.REJECTED, TaskState.FAILED):
-            return task
-        if time.monotonic() > deadline:
-            log = worker.log_path.read_text()[-3000:] if worker else ""
-            raise AssertionError(f"task still {task.state}: {task.message}\n{log}")
-        time.sleep(0.1)
+        return task.state in (TaskState.CONFIRMED, TaskState.REJECTED, TaskState.FAILED)
+
+    def still() -> str:
+        log = worker.log_path.read_text()[-3000:] if worker else ""
+        return f"task still {task.state}: {task.message}\n{log}"
+
+    wait_until(final, still, timeout=timeout, interval=0.1)
+    return task
 
 
 def test_a_dealer_hedges_from_the_page_and_the_trading_queue_fills_it(

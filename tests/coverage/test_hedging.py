@@ -10,7 +10,8 @@ import pytest
 
 from platforms.coverage.client import BridgeClient
 from platforms.coverage.hedging import HedgeInvalid, HedgeRequest, send_hedge
-from tests.coverage.conftest import FAST_RETRY, bridge_config, fresh_breaker
+from tests.coverage.conftest import bridge_config
+from tests.support.transport import FAST_RETRY, fresh_breaker
 
 pytestmark = pytest.mark.timeout(180)
 

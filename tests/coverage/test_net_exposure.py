@@ -10,7 +10,6 @@ import time
 from collections import defaultdict
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from platforms.coverage.models import CoverageAccount
 from platforms.coverage.selectors import (
@@ -22,8 +21,9 @@ from platforms.coverage.services import poll_coverage_account, register_sandbox_
 from platforms.mirror.models import SnapshotKind, SnapshotRun, SnapshotTrigger
 from platforms.mirror.runs import execute_run
 from platforms.services import register_sandbox_platforms
-from tests.factories import grant
 from tests.sandbox_process import forget_connections
+from tests.support.polling import wait_until
+from tests.support.staff import make_staff
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -48,26 +48,13 @@ def market(lp, wire):
                             {"symbol": symbol, "type": side, "volume": lots, "sl": 0, "tp": 0,
                              "comment": "exposure test"})
         assert answer.status_code == 202, answer.text
-    _wait(lambda: all(any(p["comment"] == "exposure test" for p in wire.state(login)["positions"])
-                      for login, *_ in HEDGES), "hedges executed")
+    wait_until(lambda: all(
+        any(p["comment"] == "exposure test" for p in wire.state(login)["positions"])
+        for login, *_ in HEDGES), "hedges executed")
     for account in accounts:
         poll_coverage_account(account)
     yield mt4, mt5, accounts
     forget_connections(lp)
-
-
-def _wait(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
-        time.sleep(0.05)
-
-
-def _user(name: str, *platforms, role: str | None):
-    user = get_user_model().objects.create_user(name, password="pw-123456", is_staff=True)
-    if platforms or role:
-        grant(user, *platforms, role=role)
-    return user
 
 
 def _expected(lp, wire, mt4) -> dict[str, float]:
@@ -99,7 +86,7 @@ def _csv(response) -> list[dict[str, str]]:
 def test_net_exposure_is_clients_net_minus_coverage_summed_from_the_sandbox(
         market, lp, wire, client):
     mt4, _mt5, accounts = market
-    client.force_login(_user("risk1", mt4, role="risk"))
+    client.force_login(make_staff(mt4, role="risk", username="risk1"))
     expected = _expected(lp, wire, mt4)
     assert any(abs(v) > 0.001 for v in expected.values())
 
@@ -132,7 +119,7 @@ def test_net_exposure_is_clients_net_minus_coverage_summed_from_the_sandbox(
 
 def test_the_page_never_calls_the_bridge_and_says_how_old_coverage_is(market, lp, wire, client):
     mt4, _mt5, accounts = market
-    client.force_login(_user("dealer9", mt4, role="dealer"))
+    client.force_login(make_staff(mt4, role="dealer", username="dealer9"))
     wire.control("DELETE", "/stats")
     time.sleep(0.3)
     answer = client.get(f"/platforms/{mt4.pk}/exposure/", HTTP_HX_REQUEST="true")
@@ -158,7 +145,7 @@ def test_a_failed_poll_keeps_the_last_figures_and_shows_the_error(market, wire, 
     after = coverage_snapshot(accounts[0])
     assert after.positions == before.positions and after.fetched_at == before.fetched_at
     assert "BridgeUnavailable" in after.error or "502" in after.error
-    client.force_login(_user("risk2", mt4, role="risk"))
+    client.force_login(make_staff(mt4, role="risk", username="risk2"))
     html = client.get(f"/platforms/{mt4.pk}/exposure/").content.decode()
     assert "Last poll failed" in html
 
@@ -167,10 +154,10 @@ def test_a_failed_poll_keeps_the_last_figures_and_shows_the_error(market, wire, 
 def test_outside_role_or_platform_scope_the_page_and_csv_are_404(market, client, who):
     mt4, mt5, _accounts = market
     user = {
-        "no-role": lambda: _user("norole", mt4, role=None),
-        "support": lambda: _user("support1", mt4, role="support"),
-        "other-platform": lambda: _user("risk-mt5", mt5, role="risk"),
-        "no-grant": lambda: _user("dealer-none", role="dealer"),
+        "no-role": lambda: make_staff(mt4, role=None, username="norole"),
+        "support": lambda: make_staff(mt4, role="support", username="support1"),
+        "other-platform": lambda: make_staff(mt5, role="risk", username="risk-mt5"),
+        "no-grant": lambda: make_staff(role="dealer", username="dealer-none"),
     }[who]()
     client.force_login(user)
     for url in (f"/platforms/{mt4.pk}/exposure/", f"/platforms/{mt4.pk}/exposure/export.csv"):
@@ -182,7 +169,7 @@ def test_outside_role_or_platform_scope_the_page_and_csv_are_404(market, client,
 
 def test_the_all_platforms_page_of_a_risk_user_on_mt5_shows_no_mt4_coverage(market, client):
     _mt4, mt5, accounts = market
-    client.force_login(_user("risk-mt5b", mt5, role="risk"))
+    client.force_login(make_staff(mt5, role="risk", username="risk-mt5b"))
     html = client.get("/exposure/").content.decode()
     assert not any(f'data-coverage-account="{a.pk}"' in html for a in accounts)
     assert client.get("/platforms/99999999999999999999/exposure/").status_code == 404

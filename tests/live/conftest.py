@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from dashboard.settings import redis_channel_layer
-from tests.asgi_server import serve_dashboard
 from tests.sandbox_process import forget_connections, start_sandbox
+from tests.support.asgi_server import serve_dashboard
 
 #: The Redis database these tests flush: the run's own when ``REDIS_URL`` names one.
 REDIS_TEST_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/1"

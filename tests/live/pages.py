@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from tests.support.polling import wait_until
+
 
 def _logged_in_page(browser, url, cookie):
     context = browser.new_context()
@@ -16,9 +18,7 @@ def _state(page) -> str:
 
 
 def _wait(page, predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return time.monotonic()
-        page.wait_for_timeout(25)
-    raise AssertionError(f"{what} not reached within {timeout}s (status {_state(page)!r})")
+    """When ``predicate`` came to hold; Playwright's own wait lets the page run meanwhile."""
+    wait_until(predicate, lambda: f"{what} (status {_state(page)!r})", timeout=timeout,
+               interval=0.025, pause=lambda seconds: page.wait_for_timeout(seconds * 1000))
+    return time.monotonic()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from channels.layers import InMemoryChannelLayer
@@ -13,6 +12,7 @@ from platforms.connections import platform_config
 from platforms.live import batches
 from platforms.live.groups import platform_group
 from platforms.live.hub_relay import PlatformBridge
+from tests.support.polling import wait_until_async
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -23,15 +23,6 @@ def mt4_platform(db, hubs):
 
     mt4, _ = register_sandbox_platforms(hubs)
     return mt4
-
-
-async def _until(predicate, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    raise AssertionError("condition not reached in time")
 
 
 class Listener:
@@ -74,7 +65,7 @@ async def _start(platform, **options):
     listener = Listener(layer)
     await listener.start(platform_group(platform.pk))
     task = asyncio.create_task(bridge.run())
-    await _until(lambda: bridge.up)
+    await wait_until_async(lambda: bridge.up)
     return bridge, listener, task, client
 
 
@@ -100,11 +91,11 @@ async def test_margin_call_arrives_through_the_hub(mt4_platform, hubs):
         login = _ok_login(bridge)
         pushed = await asyncio.to_thread(hubs.hubs, "POST", "/margin-call", json={"login": login})
         assert pushed["levelType"] == "MarginCall"
-        await _until(lambda: listener.rows.get(login, [0] * 6)[5] == 1, timeout=3)
+        await wait_until_async(lambda: listener.rows.get(login, [0] * 6)[5] == 1, timeout=3)
         row = listener.rows[login]
         assert row[4] == pytest.approx(pushed["level"], abs=0.01)
         # the balance change also came as a user update, with the account's group
-        await _until(
+        await wait_until_async(
             lambda: any(e.get("e") == "user" and e.get("login") == login for e in listener.events),
             timeout=3,
         )
@@ -122,15 +113,15 @@ async def test_after_a_drop_it_reconnects_and_fills_the_gap(mt4_platform, hubs):
         await asyncio.to_thread(hubs.hubs, "POST", "/negotiate", json={"refuse": True})
         dropped = await asyncio.to_thread(hubs.hubs, "POST", "/drop")
         assert dropped["dropped"] >= 1
-        await _until(lambda: not bridge.up, timeout=5)
-        await _until(lambda: False in listener.status, timeout=3)
+        await wait_until_async(lambda: not bridge.up, timeout=5)
+        await wait_until_async(lambda: False in listener.status, timeout=3)
         # the margin call happens while the bridge is disconnected: no hub event reaches it
         await asyncio.to_thread(hubs.hubs, "POST", "/margin-call", json={"login": login})
         await asyncio.sleep(0.5)
         assert bridge.rows[login][5] == 0
         await asyncio.to_thread(hubs.hubs, "DELETE", "/faults")
-        await _until(lambda: bridge.up and bridge.connects >= 2, timeout=10)
-        await _until(lambda: listener.rows.get(login, [0] * 6)[5] == 1, timeout=3)
+        await wait_until_async(lambda: bridge.up and bridge.connects >= 2, timeout=10)
+        await wait_until_async(lambda: listener.rows.get(login, [0] * 6)[5] == 1, timeout=3)
         assert listener.status[-1] is True
     finally:
         await _stop(task, listener, client)
@@ -140,8 +131,9 @@ async def test_a_stalled_hub_is_detected_and_recovered(mt4_platform, hubs):
     bridge, listener, task, client = await _start(mt4_platform)
     try:
         await asyncio.to_thread(hubs.hubs, "POST", "/stall", json={"stalled": True})
-        await _until(lambda: not bridge.up, timeout=5)  # no pings within the server timeout
+        # no pings within the server timeout
+        await wait_until_async(lambda: not bridge.up, timeout=5)
         await asyncio.to_thread(hubs.hubs, "DELETE", "/faults")
-        await _until(lambda: bridge.up and bridge.connects >= 2, timeout=10)
+        await wait_until_async(lambda: bridge.up and bridge.connects >= 2, timeout=10)
     finally:
         await _stop(task, listener, client)

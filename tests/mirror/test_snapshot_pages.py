@@ -9,11 +9,9 @@ import sys
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from platforms.access.models import PlatformAccess
 from platforms.mirror.models import SnapshotRun, SnapshotState
 from platforms.models import AuditEvent
 from platforms.sandbox.process import ROOT
@@ -22,9 +20,9 @@ from tests.factories import (
     MirrorClosedTradeFactory,
     MirrorOpenTradeFactory,
     SnapshotRunFactory,
-    StaffUserFactory,
     TradePlatformFactory,
 )
+from tests.support.staff import make_staff
 from tests.workers import worker_env
 
 pytestmark = pytest.mark.django_db
@@ -35,17 +33,9 @@ def platform():
     return TradePlatformFactory(name="Live MT4")
 
 
-def staff_with(platform, *perms: str, masks: str = ""):
-    user = StaffUserFactory()
-    PlatformAccess.objects.create(user=user, platform=platform, group_masks=masks)
-    for codename in perms:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    return user
-
-
 @pytest.fixture
 def operator(client, platform):
-    client.force_login(staff_with(platform, "run_snapshots", "view_personal_data"))
+    client.force_login(make_staff(platform, perms=("run_snapshots", "view_personal_data")))
     return client
 
 
@@ -129,7 +119,7 @@ def test_a_process_that_never_loads_the_migrations_keeps_the_schedules_in_step()
 
 
 def test_run_now_needs_the_permission_and_a_post(client, platform):
-    client.force_login(staff_with(platform))
+    client.force_login(make_staff(platform))
     url = reverse("dashboard:snapshot-run", args=[platform.pk])
     assert client.post(url, {"kind": "full"}).status_code == 403
     assert client.get(url).status_code == 405
@@ -143,7 +133,7 @@ def test_run_now_rejects_an_unknown_kind(operator, platform):
 
 def test_platforms_outside_the_users_scope_are_404(client, platform):
     other = TradePlatformFactory(name="Other")
-    client.force_login(staff_with(platform, "run_snapshots"))
+    client.force_login(make_staff(platform, perms=("run_snapshots",)))
     run = SnapshotRunFactory(platform=other)
     for url in (
         reverse("dashboard:snapshots", args=[other.pk]),
@@ -171,14 +161,14 @@ def test_account_export_streams_the_filtered_rows(operator, platform):
 
 
 def test_exports_hide_personal_data_without_the_permission(client, platform):
-    client.force_login(staff_with(platform))
+    client.force_login(make_staff(platform))
     MirrorAccountFactory(platform=platform)
     rows = read_csv(client.get(reverse("dashboard:accounts-export", args=[platform.pk])))
     assert rows and "email" not in rows[0] and "phone" not in rows[0]
 
 
 def test_trade_exports_respect_group_scope_and_filters(client, platform):
-    client.force_login(staff_with(platform, masks="real\\*"))
+    client.force_login(make_staff(platform, masks="real\\*"))
     MirrorOpenTradeFactory(platform=platform, ticket=11, symbol="EURUSD")
     MirrorOpenTradeFactory(platform=platform, ticket=12, symbol="XAUUSD")
     MirrorOpenTradeFactory(platform=platform, ticket=13, symbol="EURUSD", group="demo\\usd")

@@ -19,6 +19,7 @@ from platforms.mirror.models import (
     SnapshotState,
 )
 from platforms.mirror.runs import request_run
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,15 +28,16 @@ VOLATILE = {"id", "last_seen_at", "margin_updated_at"}
 
 
 def wait_for(run: SnapshotRun, states=DONE, timeout: float = 60.0, worker=None) -> SnapshotRun:
-    deadline = time.monotonic() + timeout
-    while True:
+    def reached() -> bool:
         run.refresh_from_db()
-        if run.state in states:
-            return run
-        if time.monotonic() > deadline:
-            log = worker.output()[-3000:] if worker else ""
-            raise AssertionError(f"run #{run.pk} still {run.state} ({run.phase})\n{log}")
-        time.sleep(0.1)
+        return run.state in states
+
+    def still() -> str:
+        log = worker.output()[-3000:] if worker else ""
+        return f"run #{run.pk} still {run.state} ({run.phase})\n{log}"
+
+    wait_until(reached, still, timeout=timeout, interval=0.1)
+    return run
 
 
 def snapshot(platform, kind: str, worker=None, timeout: float = 60.0) -> SnapshotRun:

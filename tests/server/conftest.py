@@ -6,7 +6,7 @@ import pytest
 
 from dashboard.celery import app as celery_app
 from platforms.server import tasks as server_tasks
-from tests.factories import StaffUserFactory, grant
+from tests.support.staff import make_staff
 
 
 @pytest.fixture
@@ -21,23 +21,18 @@ def run_tasks_inline():
     celery_app.conf.update(saved)
 
 
-def _client_with_role(client, platforms, role: str, username: str):
-    user = StaffUserFactory(username=username)
-    grant(user, *platforms, role=role)
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
-def admin_client(client, sandbox_platforms):
+def admin_role_client(client, sandbox_platforms):
     """Staff with the admin role (health, plugins, messages, reports) on both platforms."""
-    return _client_with_role(client, sandbox_platforms, "admin", "ops-admin")
+    client.force_login(make_staff(*sandbox_platforms, role="admin", username="ops-admin"))
+    return client
 
 
 @pytest.fixture
 def support_client(client, sandbox_platforms):
     """Staff with the support role (may send messages; no plugins, health or reports)."""
-    return _client_with_role(client, sandbox_platforms, "support", "ops-support")
+    client.force_login(make_staff(*sandbox_platforms, role="support", username="ops-support"))
+    return client
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def test_health_page_needs_view_health(dealer_client, sandbox_platforms):
     assert response.status_code == 403
 
 
-def test_health_page_shows_samples_transitions_and_queues(admin_client, sandbox_platforms):
+def test_health_page_shows_samples_transitions_and_queues(admin_role_client, sandbox_platforms):
     mt4, _ = sandbox_platforms
     watch_breaker(mt4)
     breaker = breaker_for(str(mt4.platform_id))
@@ -59,22 +59,23 @@ def test_health_page_shows_samples_transitions_and_queues(admin_client, sandbox_
     assert list(BreakerTransition.objects.values_list("old_state", "new_state")) == [
         ("open", "closed"), ("closed", "open")]
     url = reverse("dashboard:server-health", args=[mt4.pk])
-    response = admin_client.get(url)
+    response = admin_role_client.get(url)
     body = response.content.decode()
     assert response.status_code == 200
     assert 'id="breaker-transitions"' in body and "Healthy" in body
     assert 'data-queue="reporting"' in body
     chart = json.loads(response.context["chart"] and json.dumps(response.context["chart"]))
     assert len(chart["data"][0]["x"]) == 1  # the check this view made was recorded
-    admin_client.get(url)
+    admin_role_client.get(url)
     assert HealthSample.objects.filter(platform=mt4).count() == 2
 
 
-def test_health_page_is_404_outside_scope(admin_client, sandbox_platforms):
+def test_health_page_is_404_outside_scope(admin_role_client, sandbox_platforms):
     from tests.factories import TradePlatformFactory
 
     other = TradePlatformFactory()
-    assert admin_client.get(reverse("dashboard:server-health", args=[other.pk])).status_code == 404
+    assert admin_role_client.get(
+        reverse("dashboard:server-health", args=[other.pk])).status_code == 404
 
 
 def test_queue_depths_count_filesystem_messages(settings, tmp_path):

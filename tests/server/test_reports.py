@@ -45,12 +45,13 @@ def _generate(client, platform, start, end, scope="account"):
 
 
 def test_report_figures_equal_the_mirrored_closed_trades(
-        admin_client, mirrored_history, run_reports_inline, django_capture_on_commit_callbacks):
+        admin_role_client, mirrored_history, run_reports_inline,
+        django_capture_on_commit_callbacks):
     mt4 = mirrored_history
     end = timezone.now().date()
     start = end - timedelta(days=60)
     with django_capture_on_commit_callbacks(execute=True):
-        response = _generate(admin_client, mt4, start, end)
+        response = _generate(admin_role_client, mt4, start, end)
     job = ReportJob.objects.get()
     assert response.status_code == 302 and job.state == "succeeded", job.error
     totals = job.result["totals"]
@@ -64,35 +65,36 @@ def test_report_figures_equal_the_mirrored_closed_trades(
         assert row["client_pnl"] == pytest.approx(mine["client_pnl"], abs=0.05)
     winners = job.result["top_winners"]
     assert winners == sorted(winners, key=lambda a: -a["client_pnl"]) and len(winners) <= 10
-    page = admin_client.get(response.url)
+    page = admin_role_client.get(response.url)
     assert page.status_code == 200 and 'data-chart="report-chart-data"' in page.content.decode()
 
 
-def test_group_report_and_downloads(admin_client, mirrored_history, run_reports_inline,
+def test_group_report_and_downloads(admin_role_client, mirrored_history, run_reports_inline,
                                     django_capture_on_commit_callbacks):
     from openpyxl import load_workbook
 
     mt4 = mirrored_history
     end = timezone.now().date()
     with django_capture_on_commit_callbacks(execute=True):
-        _generate(admin_client, mt4, end - timedelta(days=30), end, scope="group")
+        _generate(admin_role_client, mt4, end - timedelta(days=30), end, scope="group")
     job = ReportJob.objects.get()
     assert sum(r["accounts"] for r in job.result["rows"]) == len(LOGINS)
-    csv = admin_client.get(reverse("dashboard:server-report-export", args=[mt4.pk, job.pk, "csv"]))
+    csv = admin_role_client.get(
+        reverse("dashboard:server-report-export", args=[mt4.pk, job.pk, "csv"]))
     lines = b"".join(csv.streaming_content).decode().splitlines()
     assert lines[0] == "group,accounts,deposit,client_pnl,broker_pnl"
     assert len(lines) == 1 + len(job.result["rows"])
-    xlsx = admin_client.get(reverse("dashboard:server-report-export",
+    xlsx = admin_role_client.get(reverse("dashboard:server-report-export",
                                     args=[mt4.pk, job.pk, "xlsx"]))
     book = load_workbook(io.BytesIO(xlsx.content))
     assert book.sheetnames == ["Report", "By day", "Top winners", "Top losers"]
     assert book["Report"].max_row == 1 + len(job.result["rows"])
 
 
-def test_bad_range_is_a_clear_error(admin_client, sandbox_platforms):
+def test_bad_range_is_a_clear_error(admin_role_client, sandbox_platforms):
     mt4, _ = sandbox_platforms
     end = timezone.now().date()
-    response = _generate(admin_client, mt4, end, end - timedelta(days=1))
+    response = _generate(admin_role_client, mt4, end, end - timedelta(days=1))
     assert "must not be after the last day" in response.content.decode()
     assert not ReportJob.objects.exists()
 
@@ -103,7 +105,7 @@ def test_reports_need_view_reports(support_client, sandbox_platforms):
     assert support_client.get(url).status_code == 403
 
 
-def test_a_failing_server_marks_the_job_failed(admin_client, mirrored_history, clean_sandbox,
+def test_a_failing_server_marks_the_job_failed(admin_role_client, mirrored_history, clean_sandbox,
                                                run_reports_inline,
                                                django_capture_on_commit_callbacks):
     mt4 = mirrored_history
@@ -111,10 +113,10 @@ def test_a_failing_server_marks_the_job_failed(admin_client, mirrored_history, c
                                                    "error": "MT4Error"})
     end = timezone.now().date()
     with django_capture_on_commit_callbacks(execute=True):
-        response = _generate(admin_client, mt4, end - timedelta(days=3), end)
+        response = _generate(admin_role_client, mt4, end - timedelta(days=3), end)
     job = ReportJob.objects.get()
     assert job.state == "failed" and job.error
-    assert admin_client.get(response.url).status_code == 200
+    assert admin_role_client.get(response.url).status_code == 200
 
 
 @pytest.mark.parametrize("task", ["send_mail_job", "build_report", "sample_health"])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
+from tests.support.staff import make_staff
 from tests.workers import CeleryWorker, worker_env
 
 
@@ -38,55 +38,36 @@ def mt5(sandbox_platforms):
     return sandbox_platforms[1]
 
 
-def _staff(username: str, role: str | None, platforms):
-    from platforms.access.roles import sync_roles
-    from tests.factories import StaffUserFactory, grant
-
-    sync_roles()  # transactional tests flush the groups the migration created
-    user = StaffUserFactory(username=username)
-    if role:
-        grant(user, *platforms, role=role)
-    else:
-        grant(user, *platforms)
-    return user
-
-
 @pytest.fixture
 def finance_user(sandbox_platforms):
-    return _staff("finance1", "finance", sandbox_platforms)
+    return make_staff(*sandbox_platforms, role="finance", username="finance1")
 
 
 @pytest.fixture
 def second_finance_user(sandbox_platforms):
-    return _staff("finance2", "finance", sandbox_platforms)
+    return make_staff(*sandbox_platforms, role="finance", username="finance2")
 
 
 @pytest.fixture
 def dealer_user(sandbox_platforms):
-    return _staff("dealer2", "dealer", sandbox_platforms)
+    return make_staff(*sandbox_platforms, role="dealer", username="dealer2")
 
 
 @pytest.fixture
 def support_user(sandbox_platforms):
-    return _staff("support1", "support", sandbox_platforms)
+    return make_staff(*sandbox_platforms, role="support", username="support1")
 
 
 @pytest.fixture
 def nobody_user(sandbox_platforms):
     """Staff with access to the platforms but no operation permission."""
-    return _staff("viewer1", None, sandbox_platforms)
+    from platforms.access.roles import sync_roles
+
+    sync_roles()  # transactional tests flush the groups the migration created
+    return make_staff(*sandbox_platforms, username="viewer1")
 
 
 @pytest.fixture
-def admin_user(sandbox_platforms):
-    return _staff("admin1", "admin", sandbox_platforms)
+def admin_role_user(sandbox_platforms):
+    return make_staff(*sandbox_platforms, role="admin", username="admin1")
 
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

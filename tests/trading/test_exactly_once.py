@@ -14,7 +14,7 @@ import pytest
 from platforms.audit import Actor
 from platforms.trading.models import TaskState, TradeTask
 from platforms.trading.submit import submit
-from tests.trading.conftest import wait_for
+from tests.support.polling import wait_until
 
 #: 500 in the issue; 100 keeps this test near 30 s on the 2-core box (the benchmark runs 1,000)
 DEPOSITS = int(os.environ.get("TRADING_EXACTLY_ONCE_COUNT", "100"))
@@ -61,7 +61,7 @@ def test_every_deposit_is_applied_exactly_once_despite_lost_answers_drops_and_re
                                                      TaskState.FAILED])
         return not open_.exists()
 
-    wait_for(all_final, timeout=240, what="every task to reach a final state")
+    wait_until(all_final, "every task to reach a final state", timeout=240, interval=0.2)
     elapsed = time.monotonic() - started
     sandbox.clear_faults()
 

@@ -118,9 +118,9 @@ def test_a_conflicting_replay_of_the_form_is_refused_with_409_and_nothing_applie
     ],
 )
 def test_bad_input_is_a_clear_form_error_with_no_task_and_no_platform_write(
-    client, admin_user, mt4, clean_sandbox, kind, data, field, message
+    client, admin_role_user, mt4, clean_sandbox, kind, data, field, message
 ):
-    client.force_login(admin_user)
+    client.force_login(admin_role_user)
     clean_sandbox.control("DELETE", "/stats")
     response = client.post(url(mt4, kind), {"request_id": str(uuid.uuid4()), **data,
                                             "confirm": "1", "password": "correct-horse-battery"})
@@ -142,8 +142,8 @@ def test_a_login_of_another_platform_is_refused_before_any_form(finance_client, 
     assert response.status_code == 404 and not TradeTask.objects.exists()
 
 
-def test_bulk_form_lists_logins_that_are_not_on_the_platform(client, admin_user, mt4):
-    client.force_login(admin_user)
+def test_bulk_form_lists_logins_that_are_not_on_the_platform(client, admin_role_user, mt4):
+    client.force_login(admin_role_user)
     target = reverse("dashboard:platform-operation", args=[mt4.pk, "bulk_enable"])
     response = client.post(target, {"request_id": str(uuid.uuid4()),
                                     "logins": "100001, 5000001 abc"})
@@ -192,9 +192,9 @@ def test_an_account_outside_the_users_group_scope_is_404(client, finance_user, m
 
 
 def test_reset_password_never_puts_the_password_in_the_page_the_task_or_the_audit(
-    client, admin_user, mt4
+    client, admin_role_user, mt4
 ):
-    client.force_login(admin_user)
+    client.force_login(admin_role_user)
     target = url(mt4, "reset_password")
     data = {"request_id": str(uuid.uuid4()), "new_password": "Secr3tPw"}
     review = client.post(target, data)
@@ -234,11 +234,11 @@ def test_approver_sees_and_approves_anothers_large_deposit_but_not_their_own(
     assert task.state == TaskState.QUEUED
 
 
-def test_audit_page_filters_and_exports_csv(client, admin_user, finance_user, mt4):
+def test_audit_page_filters_and_exports_csv(client, admin_role_user, finance_user, mt4):
     from tests.trading.test_rules import deposit
 
     task = deposit(finance_user, mt4).task
-    client.force_login(admin_user)
+    client.force_login(admin_role_user)
     page = client.get(reverse("dashboard:operation-audit"), {"request_id": str(task.request_id)})
     assert page.status_code == 200
     assert list(page.context["events"]) == list(AuditEvent.objects.filter(
