@@ -19,8 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from dashboard.access import staff_required
 from dashboard.exports import stream_csv
 from dashboard.rendering import render_page
-from dashboard.views.trading import confirm_and_submit
-from platforms.access.actions import FORBIDDEN_TEMPLATE
+from dashboard.views.trading import confirm_and_submit, forbidden_page
 from platforms.access.actions import action as declare_action
 from platforms.audit import Actor
 from platforms.coverage.forms import HedgeForm
@@ -124,7 +123,7 @@ def hedge(request, pk: int, action: str):
     try:
         draft = prepare_operation(Actor.of(request), platform, kind)
     except PermissionDenied as exc:
-        return render_page(request, FORBIDDEN_TEMPLATE, {"reason": str(exc)}, status=403)
+        return forbidden_page(request, exc)
     accounts = CoverageAccount.objects.filter(enabled=True, covers=platform).defer(
         "api_key", "terminal_password")
     initial = {k: request.GET[k] for k in ("coverage_account", "ticket", "bridge_task_id",

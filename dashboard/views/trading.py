@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from dashboard.access import staff_required
 from dashboard.exports import stream_csv
 from dashboard.rendering import render_page
-from platforms.access.actions import action
+from platforms.access.actions import FORBIDDEN_TEMPLATE, action
 from platforms.access.scope import get_visible_platform, valid_id
 from platforms.audit import Actor
 from platforms.client import ManagerApiError
@@ -45,10 +45,8 @@ def _redirect(request, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-def _forbidden(request, exc: PermissionDenied) -> HttpResponse:
-    response = render_page(request, "dashboard/trading/forbidden.html", {"reason": str(exc)})
-    response.status_code = 403
-    return response
+def forbidden_page(request, exc: PermissionDenied) -> HttpResponse:
+    return render_page(request, FORBIDDEN_TEMPLATE, {"reason": str(exc)}, status=403)
 
 
 def _kind_or_404(kind: str) -> str:
@@ -83,7 +81,7 @@ def operation(request, pk: int, kind: str, login: int | None = None):
     except AccountRequired:
         raise Http404("This operation needs an account") from None
     except PermissionDenied as exc:
-        return _forbidden(request, exc)
+        return forbidden_page(request, exc)
     except OperationUnavailable as exc:
         context["unavailable"] = str(exc)
         return render_page(request, TEMPLATE, context)
@@ -209,7 +207,7 @@ def task_action(request, pk: int, task_pk: int, action: str):
         else:
             raise Http404("No such action")
     except PermissionDenied as exc:
-        return _forbidden(request, exc)
+        return forbidden_page(request, exc)
     except OperationRefused as exc:
         response = render_page(request, "dashboard/trading/task.html",
                                {"platform": platform,
@@ -237,7 +235,7 @@ def audit_log(request):
     if not request.user.has_perm("platforms.view_auditevent") and not request.user.has_perm(
         "platforms.approve_operations"
     ):
-        return _forbidden(request, PermissionDenied("You need access to the audit trail."))
+        return forbidden_page(request, PermissionDenied("You need access to the audit trail."))
     audit = _filtered_audit(request)
     events = audit.qs
     if request.GET.get("format") == "csv":
