@@ -283,7 +283,7 @@ WHITENOISE_USE_FINDERS = True  # the demo serves assets straight from installed 
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it from the hx-headers attribute, not the cookie
-CSRF_FAILURE_VIEW = "dashboard.views.errors.csrf_failure"  # the normal frame, not Django's bare page
+CSRF_FAILURE_VIEW = "dashboard.views.errors.csrf_failure"  # in the frame, not a bare page
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if DJANGO_ENV == "production":

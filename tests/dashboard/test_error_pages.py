@@ -11,12 +11,12 @@ from django.urls import reverse
 
 from tests.factories import StaffUserFactory, TradePlatformFactory, grant
 
-NAVIGATION = ('<nav class="nav">', 'href="/margins/"', 'id="display-prefs"')
+FRAME = ('<nav class="nav">', 'href="/margins/"', 'id="display-prefs"', 'id="env-banner"',
+         'id="error-page"', "/static/dashboard/dashboard.css")
 
 
 def _framed(body: str) -> None:
-    for part in NAVIGATION + ('id="env-banner"', 'id="error-page"',
-                              "/static/dashboard/dashboard.css"):
+    for part in FRAME:
         assert part in body, part
 
 
