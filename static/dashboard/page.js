@@ -7,7 +7,7 @@
 //       sends the element an htmx "poll" event every so often: the first period while the live
 //       socket is down (or the page has none), the second while it is open.
 //   html.htmx-busy                          while any htmx request is out (dashboard.css draws a
-//       thin bar under the top bar after 150 ms, so a quick poll does not flicker).
+//       thin bar along the window's top edge after 150 ms, so a quick poll does not flicker).
 //   table.grid td cut with an ellipsis      gets its whole text as its title (shown on hover).
 //
 // Requests that the page makes by itself (polls, triggers from the socket, `load`) carry
