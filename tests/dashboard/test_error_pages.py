@@ -29,7 +29,7 @@ def test_an_out_of_grant_page_is_a_404_with_the_navigation(client):
         assert response.status_code == 404, url
         body = response.content.decode()
         _framed(body)
-        assert "404 · Not found" in body and f"<code>{url}</code>" in body
+        assert "404 · Not found" in body and url not in body  # the path may name an account
 
 
 @pytest.mark.django_db

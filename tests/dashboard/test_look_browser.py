@@ -19,6 +19,7 @@ from tests.live.pages import _logged_in_page, _state, _wait
 LIGHT_BACKGROUND = "rgb(244, 245, 247)"  # --bg of the light palette (dashboard.css)
 DARK_BACKGROUND = "rgb(17, 22, 29)"  # --bg of the dark palette
 DARK_INK = "rgb(227, 232, 239)"  # --ink of the dark palette
+ADMIN_DARK_BACKGROUND = "rgb(18, 18, 18)"  # Django admin's dark --body-bg
 LONG_NAME = "Maximilian Alexander Hohenzollern-Sigmaringen Trading Partners GmbH & Co. KG"
 
 NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
@@ -97,8 +98,17 @@ def test_the_main_pages_read_well_in_both_themes_at_1280(live_server_url, desk, 
         page.screenshot(path=artifacts / f"{name}-dark.png")
         assert _violations(page, console) == [], name
 
-    # the toggle: "dark" on a light system, kept across pages; back to "auto"
+    # the other lists fit too (no screenshot: the main pages above are the ones to look at)
     page.emulate_media(color_scheme="light")
+    for path in (f"/platforms/{pk}/history/", f"/platforms/{pk}/groups/",
+                 f"/platforms/{pk}/online/", f"/platforms/{pk}/snapshots/",
+                 f"/platforms/{pk}/operations/", "/operations/audit/",
+                 f"/platforms/{pk}/server/journal/", f"/platforms/{pk}/server/health/"):
+        page.goto(f"{live_server_url}{path}")
+        page.wait_for_selector("#main h1")
+        no_sideways_scroll(path)
+
+    # the toggle: "dark" on a light system, kept across pages; back to "auto"
     accounts = f"{live_server_url}/platforms/{pk}/accounts/"
     page.goto(accounts)
     page.select_option("#theme-choice", "dark")
@@ -106,6 +116,9 @@ def test_the_main_pages_read_well_in_both_themes_at_1280(live_server_url, desk, 
     page.goto(f"{live_server_url}/")
     assert page.evaluate(BACKGROUND) == DARK_BACKGROUND
     assert page.input_value("#theme-choice") == "dark"
+    page.goto(f"{live_server_url}/admin/")  # the admin reads the same choice
+    assert page.evaluate(BACKGROUND) == ADMIN_DARK_BACKGROUND
+    page.goto(f"{live_server_url}/")
     page.select_option("#theme-choice", "auto")
     assert page.evaluate(BACKGROUND) == LIGHT_BACKGROUND
 
