@@ -105,7 +105,7 @@ def test_the_main_pages_read_well_in_both_themes_at_1280(live_server_url, desk, 
                  f"/platforms/{pk}/operations/", "/operations/audit/",
                  f"/platforms/{pk}/server/journal/", f"/platforms/{pk}/server/health/"):
         page.goto(f"{live_server_url}{path}")
-        page.wait_for_selector("#main h1")
+        page.wait_for_selector("#main table, #main .empty, #main .error")
         no_sideways_scroll(path)
 
     # the toggle: "dark" on a light system, kept across pages; back to "auto"
