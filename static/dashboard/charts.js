@@ -15,14 +15,16 @@
     var out = {
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: Object.assign({}, layout.font, {color: colours.ink}),
-      legend: Object.assign({}, layout.legend, {font: {color: colours.ink}}),
+      legend: Object.assign({}, layout.legend, {
+        font: Object.assign({}, (layout.legend || {}).font, {color: colours.ink}),
+      }),
     };
     var axes = Object.keys(layout).filter(function (k) { return /^[xy]axis\d*$/.test(k); });
     ["xaxis", "yaxis"].forEach(function (k) { if (axes.indexOf(k) < 0) axes.push(k); });
     axes.forEach(function (k) {
       out[k] = Object.assign({}, layout[k], {
         gridcolor: colours.line, zerolinecolor: colours.muted, linecolor: colours.line,
-        tickfont: {color: colours.ink},
+        tickfont: Object.assign({}, (layout[k] || {}).tickfont, {color: colours.ink}),
       });
     });
     return out;
