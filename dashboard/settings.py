@@ -153,13 +153,10 @@ REDIS_URL = env.str("REDIS_URL", default="")
 
 
 def redis_channel_layer(url: str, **config) -> dict:
-    """channels_redis on ``url``: the one definition the settings and the tests' layer share.
-    Known defect, not fixed yet: a consumer waits in blocking reads of 5 s and redis-py 8 times a
-    socket read out after 5 s, so a socket that hears nothing for 5 s can die; raising the read
-    timeout here made a refused socket's teardown hang (a connection reused across event loops).
-    """
+    """The Redis channel layer on ``url``: the one definition the settings and the tests' layer
+    share (``dashboard/channel_layer.py`` says why it is not channels_redis's class as is)."""
     return {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "dashboard.channel_layer.RedisChannelLayer",
         "CONFIG": {"hosts": [url], **config},
     }
 
