@@ -64,13 +64,14 @@ class Child:
     restart_at: float | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, *self.args],
-            cwd=ROOT,
-            stdout=open(self.log, "a"),  # noqa: SIM115 - handed to the child
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
-        )
+        with open(self.log, "a") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(
+                [sys.executable, *self.args],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
+            )
         self.started_at = time.monotonic()
 
     def running(self) -> bool:
@@ -170,7 +171,12 @@ def fill_mirrors(platforms: list[TradePlatform], say: Callable[[str], None]) -> 
     for platform in platforms:
         started = time.monotonic()
         run, _ = request_run(platform, SnapshotKind.FULL)
-        run = execute_run(run.pk) or run
+        try:
+            run = execute_run(run.pk) or run
+        except Exception as exc:  # recorded on the run; the schedule tries again
+            say(f"  {platform.name}: the first snapshot failed ({type(exc).__name__}); the "
+                "scheduled runs will fill the mirror")
+            continue
         say(f"  {platform.name}: {run.rows_read} rows read into the mirror "
             f"({run.state}, {time.monotonic() - started:.1f} s)")
 
