@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.middleware.RequireTwoFactorMiddleware",  # its redirects carry the headers above
+    "dashboard.middleware.InteractiveReadsMiddleware",  # a page's live reads share a deadline
     "axes.middleware.AxesMiddleware",  # last, as axes asks: it turns a lockout into its page
 ]
 
@@ -182,6 +183,9 @@ else:
 # --- Realtime (live margins, trades, quotes over Channels) -------------------------------------
 # "in-process": the upstream bridge starts inside the ASGI process on first WebSocket (demo,
 # in-memory layer); "external": `manage.py stream` runs it (production, Redis layer).
+#: Seconds a page may spend on live platform reads in all (sent as ``X-Request-Timeout``; no
+#: retry after a timeout); past it the page shows stored data. Workers keep their deadlines.
+DASHBOARD_INTERACTIVE_TIMEOUT = env.float("DASHBOARD_INTERACTIVE_TIMEOUT", default=3.0)
 REALTIME_BRIDGE = env.str("REALTIME_BRIDGE", default="external" if REDIS_URL else "in-process")
 REALTIME_MAX_FRAMES_PER_SECOND = env.int("REALTIME_MAX_FRAMES_PER_SECOND", default=4)
 REALTIME_BRIDGE_FLUSH_SECONDS = env.float("REALTIME_BRIDGE_FLUSH_SECONDS", default=0.1)
