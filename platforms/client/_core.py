@@ -99,7 +99,7 @@ class ClientCore(transport.TransportCore[PreparedCall]):
     def _with_deadline(self, call: PreparedCall, seconds: float) -> PreparedCall:
         """The read with ``X-Request-Timeout`` lowered to what is left of the page's budget,
         so the server answers ``Timeout`` in time instead of holding the page."""
-        deadline = max(1.0, min(call.deadline, round(seconds, 3)))
+        deadline = min(call.deadline, round(seconds, 3))
         if deadline >= call.deadline:
             return call
         headers = {**call.headers, REQUEST_TIMEOUT_HEADER: format_deadline(deadline)}

@@ -252,7 +252,7 @@ class TransportCore(Generic[C]):
         kwargs["retry"] = tenacity.retry_all(
             wire_rule, tenacity.retry_if_exception(
                 lambda exc: isinstance(exc, NothingSent) and not limit.spent()))
-        return self._with_deadline(call, limit.remaining()), kwargs
+        return self._with_deadline(call, limit.deadline()), kwargs
 
     # ------------------------------------------------------------------ failures
     @contextlib.contextmanager
@@ -286,9 +286,9 @@ class TransportCore(Generic[C]):
         timeout = self._timeout(call.timeout)
         limit = interactive.budget()
         if limit is not None and not call.write:
-            left = max(limit.remaining(), 0.0)
-            timeout = httpx.Timeout(min(call.timeout, left + interactive.MARGIN),
-                                    connect=min(self._connect_timeout, left + interactive.MARGIN))
+            wait = limit.wait()
+            timeout = httpx.Timeout(min(call.timeout, wait),
+                                    connect=min(self._connect_timeout, wait))
         return {"params": call.params, "headers": call.headers, "content": call.content,
                 "extensions": call.extensions, "timeout": timeout}
 

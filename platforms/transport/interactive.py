@@ -5,11 +5,15 @@ retry after a ``Timeout``; a page cannot: a slow platform would hold it for as l
 deadline and its retries add up to. Inside :func:`interactive` every *read* the transport sends
 
 * tells the upstream the time that is left of the budget (the manager API's
-  ``X-Request-Timeout``, never more than the operation's own default), and waits for the
-  answer only a little longer (:data:`MARGIN`) than that;
+  ``X-Request-Timeout``, at least :data:`MIN_SECONDS`, the API's smallest deadline, and never
+  more than the operation's own default), and waits for the answer only :data:`MARGIN`
+  longer than that (so the upstream's own ``Timeout`` answer arrives first);
 * is never retried after a timeout or a lost answer, and never once the budget is spent;
-* is not sent at all once less than :data:`MIN_SECONDS` is left (the API's smallest
-  deadline): the caller gets the client's nothing-sent error at once and shows stored data.
+* is not sent at all once less than :data:`LAST_CALL` is left: the caller gets the client's
+  nothing-sent error at once and shows stored data.
+
+So a page waits at most its budget - ``LAST_CALL`` + ``MIN_SECONDS`` + ``MARGIN`` on the
+platform (3 s → 4.25 s at worst, about 3 s when one read waits the whole budget).
 
 The budget is one per page, counted from :func:`interactive`'s entry, so sequential reads
 share it; :func:`concurrently` sends a page's independent reads side by side. Writes keep
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "LAST_CALL",
     "MARGIN",
     "MIN_SECONDS",
     "Budget",
@@ -45,6 +50,8 @@ MIN_SECONDS = 1.0
 #: How much longer than the deadline it sent the client waits for the upstream's answer
 #: (its ``Timeout`` answer travels back; a server that ignores the header is cut off here).
 MARGIN = 0.75
+#: Less than this left of the budget: a read is not sent (it could only time out).
+LAST_CALL = 0.5
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,15 @@ class Budget:
         return self.seconds - (time.monotonic() - self.started)
 
     def spent(self) -> bool:
-        return self.remaining() < MIN_SECONDS
+        return self.remaining() < LAST_CALL
+
+    def deadline(self) -> float:
+        """The deadline to tell the upstream now: what is left, but at least the minimum."""
+        return max(MIN_SECONDS, self.remaining())
+
+    def wait(self) -> float:
+        """How long to wait for an answer sent now (the deadline, then :data:`MARGIN`)."""
+        return self.deadline() + MARGIN
 
 
 _budget: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(

@@ -52,11 +52,22 @@ def test_a_slow_read_is_cut_at_the_budget_and_the_sandbox_serves_others_meanwhil
 
 
 def test_a_spent_budget_sends_nothing(manager_client: ManagerClient, sb: Sandbox):
-    with interactive.interactive(1.0), pytest.raises(ConnectionNotMade) as info:
-        time.sleep(0.05)
+    with interactive.interactive(0.6), pytest.raises(ConnectionNotMade) as info:
+        time.sleep(0.15)  # less than LAST_CALL left
         manager_client.mt4.server_time()
     assert "not sent" in str(info.value)
     assert sb.op_stats("ServerTime")["received"] == 0
+
+
+def test_a_budget_below_the_api_minimum_still_sends_one_second(
+    manager_client: ManagerClient, sb: Sandbox, recorder: Recorder
+):
+    sb.fault(operation="ServerTime", latency=40)
+    started = time.monotonic()
+    with interactive.interactive(0.8), pytest.raises(RequestTimeout):
+        manager_client.mt4.server_time()
+    assert recorder.api_requests()[-1].headers["X-Request-Timeout"] == "1"
+    assert time.monotonic() - started < 1 + interactive.MARGIN  # the server's Timeout came first
 
 
 def test_writes_keep_their_own_deadline(

@@ -110,3 +110,20 @@ def test_healthz_checks_platforms_side_by_side(client, sandbox_platforms, slow_p
     response, took = _timed_get(client, "/healthz")
     assert response.status_code == 503 and took < PAGE_LIMIT, took  # not 3 s per platform
     assert {p["status"] for p in response.json()["platforms"]} == {"slow"}
+
+
+@pytest.mark.parametrize("tab", ["pending", "history", "money", "daily", "journal"])
+def test_every_tab_answers_within_the_limit(
+    dealer_client, sandbox_platforms, slow_platform, settings, tab
+):
+    """The other tabs read the account, then their rows, within one budget (1 s here, to keep
+    the test short): stored rows or the tab's error banner, never a wait on the platform."""
+    settings.DASHBOARD_INTERACTIVE_TIMEOUT = 1.0
+    mt4, _ = sandbox_platforms
+    account = MirrorAccountFactory(platform=mt4)
+    slow_platform()
+    url = reverse("dashboard:account-tab", args=[mt4.pk, account.login, tab])
+    response, took = _timed_get(dealer_client, url, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200 and took < PAGE_LIMIT, took
+    assert "Stored data" in body or 'class="banner down"' in body, body
