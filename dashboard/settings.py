@@ -180,12 +180,14 @@ else:
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# --- Realtime (live margins, trades, quotes over Channels) -------------------------------------
-# "in-process": the upstream bridge starts inside the ASGI process on first WebSocket (demo,
-# in-memory layer); "external": `manage.py stream` runs it (production, Redis layer).
+# --- Pages' live reads (platforms.transport.interactive) ---------------------------------------
 #: Seconds a page may spend on live platform reads in all (sent as ``X-Request-Timeout``; no
 #: retry after a timeout); past it the page shows stored data. Workers keep their deadlines.
 DASHBOARD_INTERACTIVE_TIMEOUT = env.float("DASHBOARD_INTERACTIVE_TIMEOUT", default=3.0)
+
+# --- Realtime (live margins, trades, quotes over Channels) -------------------------------------
+# "in-process": the upstream bridge starts inside the ASGI process on first WebSocket (demo,
+# in-memory layer); "external": `manage.py stream` runs it (production, Redis layer).
 REALTIME_BRIDGE = env.str("REALTIME_BRIDGE", default="external" if REDIS_URL else "in-process")
 REALTIME_MAX_FRAMES_PER_SECOND = env.int("REALTIME_MAX_FRAMES_PER_SECOND", default=4)
 REALTIME_BRIDGE_FLUSH_SECONDS = env.float("REALTIME_BRIDGE_FLUSH_SECONDS", default=0.1)
