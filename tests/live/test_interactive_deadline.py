@@ -127,3 +127,41 @@ def test_every_tab_answers_within_the_limit(
     body = response.content.decode()
     assert response.status_code == 200 and took < PAGE_LIMIT, took
     assert "Stored data" in body or 'class="banner down"' in body, body
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_over_asgi_three_pages_of_a_slow_platform_answer_side_by_side(live_server_url, session,
+                                                                      hubs):
+    """The deployed path (uvicorn, Django's ASGI handler, its per-request threads): the card, its
+    open-trades tab and the health card, requested at once, all answer within the limit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from platforms.models import TradePlatform
+
+    cookie, pk = session
+    account = MirrorAccountFactory(platform=TradePlatform.objects.get(pk=pk))
+    urls = [reverse("dashboard:account", args=[pk, account.login]),
+            reverse("dashboard:account-tab", args=[pk, account.login, "open"]),
+            reverse("dashboard:platform-health", args=[pk])]
+    hubs.control("POST", "/faults", json={"operation": "*", "latency": 40})
+    try:
+        with httpx.Client(base_url=live_server_url, cookies={"sessionid": cookie},
+                          headers={"HX-Request": "true"}, timeout=30) as http:
+            def timed(url: str) -> tuple[httpx.Response, float]:
+                started = time.monotonic()
+                return http.get(url), time.monotonic() - started
+
+            started = time.monotonic()
+            with ThreadPoolExecutor(3) as pool:
+                answers = list(pool.map(timed, urls))
+            took = time.monotonic() - started
+    finally:
+        hubs.clear_faults()
+    assert took < PAGE_LIMIT, (took, [t for _, t in answers])
+    card, tab, health = (response.text for response, _ in answers)
+    assert all(response.status_code == 200 for response, _ in answers)
+    assert "Stored data" in card and "Stored data" in tab
+    assert 'data-state="slow"' in health
