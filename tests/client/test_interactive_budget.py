@@ -68,6 +68,12 @@ def test_a_budget_below_the_api_minimum_still_sends_one_second(
         manager_client.mt4.server_time()
     assert recorder.api_requests()[-1].headers["X-Request-Timeout"] == "1"
     assert time.monotonic() - started < 1 + interactive.MARGIN  # the server's Timeout came first
+    # as the vendor reference has it (§2.2-2.3): HTTP 200, a Timeout envelope, the deadline
+    # applied and the outcome in headers
+    answer = recorder.responses[-1]
+    assert answer.status_code == 200
+    assert answer.headers["X-Request-Timeout-Applied"] == "1"
+    assert answer.headers["X-Request-Outcome"] == "timeout"
 
 
 def test_writes_keep_their_own_deadline(
