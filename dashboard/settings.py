@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.middleware.RequireTwoFactorMiddleware",  # its redirects carry the headers above
+    "dashboard.middleware.InteractiveReadsMiddleware",  # a page's live reads share a deadline
     "axes.middleware.AxesMiddleware",  # last, as axes asks: it turns a lockout into its page
 ]
 
@@ -175,6 +176,11 @@ else:
         }
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Pages' live reads (platforms.transport.interactive) ---------------------------------------
+#: Seconds a page may spend on live platform reads in all (sent as ``X-Request-Timeout``; no
+#: retry after a timeout); past it the page shows stored data. Workers keep their deadlines.
+DASHBOARD_INTERACTIVE_TIMEOUT = env.float("DASHBOARD_INTERACTIVE_TIMEOUT", default=3.0)
 
 # --- Realtime (live margins, trades, quotes over Channels) -------------------------------------
 # "in-process": the upstream bridge starts inside the ASGI process on first WebSocket (demo,
