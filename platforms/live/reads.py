@@ -19,6 +19,7 @@ from platforms.client import ManagerApiError, NotFound
 from platforms.connections import client_for
 from platforms.mirror.models import MirrorAccount, MirrorClosedTrade, MirrorOpenTrade
 from platforms.models import AuditEvent, PlatformKind, TradePlatform
+from platforms.transport.interactive import concurrently
 
 PENDING_COMMANDS = frozenset({"BuyLimit", "SellLimit", "BuyStop", "SellStop"})
 MONEY_COMMANDS = frozenset({"Balance", "Credit"})
@@ -121,7 +122,11 @@ def _live_account(platform: TradePlatform, login: int) -> AccountView:
             registered_at=user.registration, last_access_at=user.last_access,
             last_ip=user.last_ip or "",
         )
-    user = client.mt4.user_record_get(login)
+    # Side by side: inside a page both share its interactive deadline (one wait, not two).
+    user, margin = concurrently(lambda: client.mt4.user_record_get(login),
+                                lambda: client.mt4.margin_level_get(login))
+    if isinstance(user, Exception):
+        raise user
     view = AccountView(
         login=user.login, name=user.name or "", group=user.group or "", email=user.email or "",
         phone=user.phone or "", country=user.country or "", city=user.city or "",
@@ -131,10 +136,10 @@ def _live_account(platform: TradePlatform, login: int) -> AccountView:
         registered_at=user.registration_date, last_access_at=user.last_date,
         last_ip=_ip(user.last_ip),
     )
-    try:
-        margin = client.mt4.margin_level_get(login)
-    except NotFound:
+    if isinstance(margin, NotFound):
         return view
+    if isinstance(margin, Exception):
+        raise margin
     view.equity, view.margin, view.free_margin = margin.equity, margin.margin, margin.free
     view.margin_level = margin.level if margin.margin else None
     view.margin_state = margin.level_type or ""
@@ -193,18 +198,53 @@ class TradeList:
     live_error: str = ""
 
 
+def _live_open_trades(platform: TradePlatform, login: int, group: str) -> TradeList:
+    """The MT4 live read alone (no ORM: it may run in :func:`concurrently`'s pool)."""
+    trades = client_for(platform).mt4.trades_get_by_login(login, group)
+    return TradeList(sorted(_rows_from_mt4(trades), key=lambda r: r.ticket))
+
+
+def _mirror_open_trades(platform: TradePlatform, login: int, error: str) -> TradeList:
+    rows = MirrorOpenTrade.objects.filter(platform=platform, login=login).order_by("ticket")
+    return TradeList(_rows_from_mirror(rows), "mirror", error)
+
+
 def open_trades(platform: TradePlatform, account: AccountView) -> TradeList:
     """Open market trades and pending orders of one account."""
-    if platform.kind == PlatformKind.MT4:
-        try:
-            trades = client_for(platform).mt4.trades_get_by_login(account.login, account.group)
-            return TradeList(sorted(_rows_from_mt4(trades), key=lambda r: r.ticket))
-        except ManagerApiError as exc:
-            error = str(exc)
-    else:
-        error = "MT5 offers no per-account live read; showing the mirror"
-    rows = MirrorOpenTrade.objects.filter(platform=platform, login=account.login).order_by("ticket")
-    return TradeList(_rows_from_mirror(rows), "mirror", error)
+    if platform.kind != PlatformKind.MT4:
+        return _mirror_open_trades(
+            platform, account.login, "MT5 offers no per-account live read; showing the mirror")
+    try:
+        return _live_open_trades(platform, account.login, account.group)
+    except ManagerApiError as exc:
+        return _mirror_open_trades(platform, account.login, str(exc))
+
+
+def account_with_open_trades(user, platform: TradePlatform,
+                             login: int) -> tuple[AccountView, TradeList]:
+    """:func:`account_view` and :func:`open_trades` of the same account, read side by side.
+
+    The trades read needs the account's group, so it is sent with the mirror's; in the rare
+    case the live account has moved group since, it is read again with the live one.
+    Raises what :func:`account_view` raises.
+    """
+    known = MirrorAccount.objects.filter(platform=platform, login=login).values_list(
+        "group", flat=True).first()
+    if platform.kind != PlatformKind.MT4 or known is None:
+        account = account_view(user, platform, login)
+        return account, open_trades(platform, account)
+    # account_view touches the ORM, so it runs first, in this thread (see concurrently).
+    account, trades = concurrently(lambda: account_view(user, platform, login),
+                                   lambda: _live_open_trades(platform, login, known))
+    if isinstance(account, Exception):
+        raise account
+    if isinstance(trades, ManagerApiError):
+        return account, _mirror_open_trades(platform, login, str(trades))
+    if isinstance(trades, Exception):
+        raise trades
+    if account.group != known:
+        return account, open_trades(platform, account)
+    return account, trades
 
 
 def closed_trades(
