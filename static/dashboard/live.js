@@ -269,7 +269,9 @@ class Live {
       for (const cell of el.querySelectorAll("[data-field]")) {
         const f = ALIAS[cell.dataset.field] || cell.dataset.field;
         if (f === "equity" || f === "margin" || f === "free" || f === "level") {
-          if (data[f] !== null && data[f] !== undefined) setNumber(cell, data[f], f === "level" ? "percent" : "money");
+          if (data[f] === null || data[f] === undefined) continue;
+          if (live) flash(cell, cell.textContent, data[f]);
+          setNumber(cell, data[f], f === "level" ? "percent" : "money");
         } else if (f === "group" && data.group) cell.textContent = data.group;
         else if (f === "band" && band) cell.textContent = `${Math.round(band[0])} / ${Math.round(band[1])}`;
       }
