@@ -91,7 +91,7 @@ def rounded(value, kind: str, digits: int | None = None,
         if places is None:
             number = number.quantize(Decimal(1).scaleb(-UNKNOWN_DIGITS_MAX), ROUND_HALF_UP)
             number = number.normalize() if number else Decimal(0)
-            if number.as_tuple().exponent > 0:  # normalize() writes 6000 as 6E+3
+            if number.adjusted() >= len(number.as_tuple().digits):  # normalize(): 6000 → 6E+3
                 number = number.quantize(Decimal(1))
         else:
             number = number.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
