@@ -142,7 +142,8 @@ def account_list(request, pk: int):
     listing = build_listing(ACCOUNTS, filterset.qs, request.GET, shown, link=account_link,
                             css=margin_css, count=count)
     context = {"platform": platform, "filter": filterset, "listing": listing,
-               "available": available, "shown": shown, "query": request.GET.urlencode(),
+               "available": [(name, ACCOUNTS.labels[name]) for name in available],
+               "shown": shown, "query": request.GET.urlencode(),
                "page_sizes": PAGE_SIZES,
                "state": mirror_state(platform)}
     return render_page(request, "dashboard/accounts/accounts.html", context,
@@ -173,4 +174,5 @@ def account_export(request, pk: int):
     ordered = ACCOUNTS.ordered(_account_filter(request, platform).qs, request.GET.get("sort"),
                                shown)
     fields = ["login", *[c for c in shown if c != "login"]]
-    return csv_response(request, f"accounts-{platform.pk}", ordered, fields)
+    return csv_response(request, f"accounts-{platform.pk}", ordered, fields,
+                        labels=ACCOUNTS.labels, numbers=ACCOUNTS.export_numbers)

@@ -57,6 +57,8 @@ class AccountView:
     source: str = "live"
     as_of: datetime = field(default_factory=timezone.now)
     live_error: str = ""
+    #: the account currency (its money's decimals); the mirror's, as the WebAPI user has none
+    currency: str = ""
 
 
 @dataclass
@@ -76,6 +78,8 @@ class TradeRow:
     swap: float = 0.0
     profit: float = 0.0
     comment: str = ""
+    #: the symbol's digits (its prices' decimals)
+    digits: int | None = None
 
     @property
     def is_pending(self) -> bool:
@@ -104,7 +108,7 @@ def _from_mirror(row: MirrorAccount, error: str) -> AccountView:
         margin_level=row.margin_level, margin_state=row.margin_state, enabled=row.enabled,
         read_only=row.read_only, registered_at=row.registered_at,
         last_access_at=row.last_access_at, last_ip=row.last_ip, source="mirror",
-        as_of=row.last_seen_at, live_error=error,
+        as_of=row.last_seen_at, live_error=error, currency=row.currency,
     )
 
 
@@ -153,6 +157,8 @@ def account_view(user, platform: TradePlatform, login: int) -> AccountView:
     """
     try:
         view = _live_account(platform, login)
+        view.currency = (MirrorAccount.objects.filter(platform=platform, login=login)
+                         .values_list("currency", flat=True).first() or "")
     except NotFound as exc:
         raise Http404(f"Account {login} does not exist on {platform.name}") from exc
     except ManagerApiError as exc:
@@ -172,7 +178,7 @@ def _rows_from_mt4(trades) -> list[TradeRow]:
             volume_lots=t.volume_lots or t.volume / 100, open_time=t.open_time,
             open_price=t.open_price, sl=t.sl, tp=t.tp, close_time=t.close_time,
             close_price=t.close_price, commission=t.commission, swap=t.storage, profit=t.profit,
-            comment=t.comment or "",
+            comment=t.comment or "", digits=t.digits,
         )
         for t in trades
     ]
@@ -186,6 +192,7 @@ def _rows_from_mirror(rows) -> list[TradeRow]:
             tp=t.tp, close_time=getattr(t, "close_time", None),
             close_price=getattr(t, "close_price", getattr(t, "current_price", 0.0)),
             commission=t.commission, swap=t.swap, profit=t.profit, comment=t.comment,
+            digits=t.digits,
         )
         for t in rows
     ]

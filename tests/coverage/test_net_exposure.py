@@ -79,7 +79,7 @@ def _expected(lp, wire, mt4) -> dict[str, float]:
 
 def _csv(response) -> list[dict[str, str]]:
     assert response.status_code == 200
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
     return list(csv.DictReader(io.StringIO(body)))
 
 
@@ -90,7 +90,7 @@ def test_net_exposure_is_clients_net_minus_coverage_summed_from_the_sandbox(
     expected = _expected(lp, wire, mt4)
     assert any(abs(v) > 0.001 for v in expected.values())
 
-    rows = _csv(client.get(f"/platforms/{mt4.pk}/exposure/export.csv"))
+    rows = _csv(client.get(f"/platforms/{mt4.pk}/exposure/export.csv", {"raw": "1"}))
     got = {row["symbol"]: float(row["net_exposure_lots"]) for row in rows}
     symbols = {s for s, v in expected.items() if abs(v) > 1e-9} | {
         s for s, v in got.items() if abs(v) > 1e-9}

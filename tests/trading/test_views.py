@@ -245,8 +245,8 @@ def test_audit_page_filters_and_exports_csv(client, admin_role_user, finance_use
         request_id=task.request_id))
     export = client.get(reverse("dashboard:operation-audit"),
                         {"actor": "finance1", "format": "csv"})
-    body = b"".join(export.streaming_content).decode()
-    assert body.splitlines()[0].startswith("at,actor,ip_address,action")
+    body = b"".join(export.streaming_content).decode("utf-8-sig")
+    assert body.splitlines()[0].startswith("Time,Actor,IP address,Action")
     assert str(task.request_id) in body
 
 
