@@ -53,9 +53,6 @@
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
   window.addEventListener("load", function () { draw(document); });
   document.addEventListener("htmx:afterSettle", function (event) { draw(event.target); });
+  // prefs.js fires it when the user picks a theme and when the system flips while on "auto"
   document.addEventListener("dashboard:theme", recolour);
-  if (window.matchMedia) {
-    var scheme = window.matchMedia("(prefers-color-scheme: dark)");
-    if (scheme.addEventListener) scheme.addEventListener("change", recolour);
-  }
 })();

@@ -8,7 +8,8 @@
 //   <select data-pref="theme">     auto / light / dark
 //   <button data-pref="density">   toggles compact (aria-pressed)
 //
-// A change fires "dashboard:theme" on document (charts.js redraws its colours).
+// A change, the user's or the system's while on "auto", fires "dashboard:theme" on document
+// (charts.js redraws its colours).
 (function () {
   var root = document.documentElement;
   var THEMES = ["auto", "light", "dark"];
@@ -25,8 +26,13 @@
     try { window.localStorage.setItem(key, value); } catch (e) { /* kept for this page only */ }
   }
 
+  // What "auto" means right now: the palette the CSS applies is html[data-scheme], always
+  // resolved here, so dashboard.css holds the dark palette once.
+  var systemDark = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
   function applyTheme(theme) {
     root.dataset.theme = theme;
+    root.dataset.scheme = theme === "auto" ? (systemDark && systemDark.matches ? "dark" : "light")
+      : theme;
     document.querySelectorAll("select[data-pref=theme]").forEach(function (s) { s.value = theme; });
     document.dispatchEvent(new CustomEvent("dashboard:theme", {detail: {theme: theme}}));
   }
@@ -57,6 +63,10 @@
       });
     });
   });
+  // The system switched between light and dark: "auto" follows it.
+  if (systemDark && systemDark.addEventListener) {
+    systemDark.addEventListener("change", function () { applyTheme(root.dataset.theme); });
+  }
   // Another tab changed a preference: follow it.
   window.addEventListener("storage", function (event) {
     if (event.key === "theme") applyTheme(read("theme", THEMES, "auto"));

@@ -89,7 +89,7 @@ def test_the_main_pages_read_well_in_both_themes_at_1280(live_server_url, desk, 
         assert page.evaluate(BACKGROUND) == LIGHT_BACKGROUND, name
         page.screenshot(path=artifacts / f"{name}-light.png")
         page.emulate_media(color_scheme="dark")
-        assert page.evaluate(BACKGROUND) == DARK_BACKGROUND, name
+        page.wait_for_function(f"() => {BACKGROUND} === {DARK_BACKGROUND!r}", timeout=2000)
         if name == "trades":  # the chart is re-coloured with the page
             fill = page.evaluate("getComputedStyle(document.querySelector("
                                  "'[data-chart] .main-svg .xtick text')).fill")
