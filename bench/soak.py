@@ -35,7 +35,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import percentile  # noqa: E402
+from tests.support.processes import children_of, descendants_of, free_port  # noqa: E402
 
 LINK = re.compile(r'(?:href|hx-get)="(/[^"#]*)"')
 #: never followed: the crawl stays logged in, reads nothing static, and writes nothing
@@ -64,33 +64,6 @@ HOSTILE_QUERIES = [
 ]
 HOSTILE_PATHS = ["/nope/", "/platforms/999999/accounts/", "/platforms/abc/",
                  "/platforms/1/accounts/-1/", "/%2e%2e/%2e%2e/etc/passwd", "/admin/../.env"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def children_of(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
-def tree_of(pid: int) -> set[int]:
-    found, frontier = {pid}, {pid}
-    while frontier:
-        frontier = set().union(*map(children_of, frontier)) - found
-        found |= frontier
-    return found
 
 
 def alive(pid: int) -> bool:
@@ -283,7 +256,8 @@ def main() -> None:
 
             def sample() -> None:
                 while not sampling.wait(1.0):
-                    peak[0] = max(peak[0], rss_mb(tree_of(demo.process.pid)))
+                    tree = {demo.process.pid} | descendants_of(demo.process.pid)
+                    peak[0] = max(peak[0], rss_mb(tree))
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,37 +15,9 @@ from pathlib import Path
 import httpx
 
 from tests.support.polling import wait_until
+from tests.support.processes import children_of, descendants_of, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _children_of(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
-def _descendants_of(pid: int) -> set[int]:
-    """Children, their children and so on (a prefork worker's pool processes too)."""
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = set().union(*map(_children_of, frontier)) - found
-        found |= frontier
-    return found
 
 
 def _alive(pid: int) -> bool:
@@ -94,7 +65,7 @@ def test_demo_fills_the_mirrors_supervises_its_children_and_stops_cleanly(tmp_pa
     """One demo: both platforms mirrored before the URL is printed (a first start shows
     data); a worker killed outright is started again with a log line while the page keeps
     answering; Ctrl-C still stops every process."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env["DASHBOARD_VAR_DIR"] = str(tmp_path / "var")
     demo = subprocess.Popen(
@@ -133,24 +104,24 @@ def test_demo_fills_the_mirrors_supervises_its_children_and_stops_cleanly(tmp_pa
                 health = http.get(url, headers={"HX-Request": "true"}).text
                 assert 'data-state="ok"' in health, health
                 assert re.search(r"\d+ ms", health)
-            children = _children_of(demo.pid)
+            children = children_of(demo.pid)
             assert len(children) >= 4  # sandbox, web, worker, beat
             worker_log = Path(env["DASHBOARD_VAR_DIR"]) / "logs" / "worker.log"
             wait_until(lambda: "ready" in worker_log.read_text(), "the worker to be ready",
                        timeout=30, interval=0.2)
             [worker] = [pid for pid in children if " -Q default" in _cmdline(pid)]
-            assert len(_descendants_of(demo.pid)) > len(children)  # the prefork pool as well
+            assert len(descendants_of(demo.pid)) > len(children)  # the prefork pool as well
 
             os.kill(worker, signal.SIGKILL)  # as the OOM killer, or the JSONDecodeError, did
             output.wait_for(r"worker exited with -9 .*restarting in \d+ s \(restart 1\)",
                             demo, 30)
             assert http.get("/").status_code == 200  # the page keeps answering meanwhile
             restarted = int(output.wait_for(r"worker restarted \(pid (\d+)\)", demo, 30)[1])
-            assert restarted != worker and restarted in _children_of(demo.pid)
+            assert restarted != worker and restarted in children_of(demo.pid)
             wait_until(lambda: worker_log.read_text().count("ready.") >= 2,
                        "the restarted worker to be ready", timeout=60, interval=0.2)
             assert demo.poll() is None and _alive(worker) is False
-        processes = _descendants_of(demo.pid)
+        processes = descendants_of(demo.pid)
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)
