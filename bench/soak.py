@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import percentile  # noqa: E402
-from tests.support.processes import children_of, descendants_of, free_port  # noqa: E402
+from tests.support.processes import alive, children_of, descendants_of, free_port  # noqa: E402
 
 LINK = re.compile(r'(?:href|hx-get)="(/[^"#]*)"')
 #: never followed: the crawl stays logged in, reads nothing static, and writes nothing
@@ -64,14 +64,6 @@ HOSTILE_QUERIES = [
 ]
 HOSTILE_PATHS = ["/nope/", "/platforms/999999/accounts/", "/platforms/abc/",
                  "/platforms/1/accounts/-1/", "/%2e%2e/%2e%2e/etc/passwd", "/admin/../.env"]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def rss_mb(pids: set[int]) -> float:

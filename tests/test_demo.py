@@ -15,17 +15,9 @@ from pathlib import Path
 import httpx
 
 from tests.support.polling import wait_until
-from tests.support.processes import children_of, descendants_of, free_port
+from tests.support.processes import alive, children_of, descendants_of, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _cmdline(pid: int) -> str:
@@ -120,7 +112,7 @@ def test_demo_fills_the_mirrors_supervises_its_children_and_stops_cleanly(tmp_pa
             assert restarted != worker and restarted in children_of(demo.pid)
             wait_until(lambda: worker_log.read_text().count("ready.") >= 2,
                        "the restarted worker to be ready", timeout=60, interval=0.2)
-            assert demo.poll() is None and _alive(worker) is False
+            assert demo.poll() is None and alive(worker) is False
         processes = descendants_of(demo.pid)
     finally:
         demo.send_signal(signal.SIGINT)
@@ -128,4 +120,4 @@ def test_demo_fills_the_mirrors_supervises_its_children_and_stops_cleanly(tmp_pa
     output._thread.join(timeout=5)
     assert demo.returncode == 0, output.text()
     assert "Stopped." in output.text()
-    assert not [pid for pid in processes if _alive(pid)]
+    assert not [pid for pid in processes if alive(pid)]

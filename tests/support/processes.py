@@ -34,3 +34,12 @@ def descendants_of(pid: int) -> set[int]:
         frontier = set().union(*map(children_of, frontier)) - found
         found |= frontier
     return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie left for its parent to reap counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
