@@ -8,6 +8,7 @@ class DashboardConfig(AppConfig):
 
     def ready(self) -> None:
         # the middleware module uses models: it loads once the registry is ready
+        from dashboard import checks  # noqa: F401  (registers the deployment checks)
         from dashboard.middleware import mark_active_at_login
 
         user_logged_in.connect(mark_active_at_login, dispatch_uid="dashboard-active-at-login")

@@ -1,7 +1,7 @@
 """Celery application.
 
-Quotes, trading and reporting work go to separate queues so that a slow month-end report can
-never delay a client's deposit, and a flood of quote work never delays either.
+Trading and reporting work go to separate queues (and `default` for the rest) so that a slow
+month-end report can never delay a client's deposit.
 """
 
 import os
@@ -11,6 +11,7 @@ from celery import Celery
 from celery.signals import task_postrun, task_prerun
 from django.db import close_old_connections
 
+from dashboard.metrics import tasks as task_metrics
 from platforms.transport import interactive
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
@@ -20,6 +21,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # One ``tasks.py`` per domain that has background work.
 app.autodiscover_tasks(["platforms.mirror", "platforms.trading", "platforms.server",
                         "platforms.coverage"])
+task_metrics.connect()  # outcomes per task for /metrics (dashboard.metrics.tasks)
 
 
 @task_prerun.connect

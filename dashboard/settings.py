@@ -87,6 +87,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "dashboard.metrics.http.RequestLatencyMiddleware",  # first: times every answer
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -242,12 +243,12 @@ CELERY_TASK_ROUTES = {
     "platforms.tasks.report_*": {"queue": "reporting"},
     "platforms.tasks.execute_*": {"queue": "trading"},
     "platforms.tasks.reconcile_*": {"queue": "trading"},
-    "platforms.tasks.refresh_quotes*": {"queue": "quotes"},
     "platforms.trading.tasks.*": {"queue": "trading"},
     "platforms.coverage.tasks.*": {"queue": "reporting"},
     "platforms.server_tasks.*": {"queue": "reporting"},
 }
-CELERY_WORKER_QUEUES = ["default", "trading", "reporting", "quotes"]
+# No "quotes" queue: no task is routed to one (a worker on it would wait for nothing).
+CELERY_WORKER_QUEUES = ["default", "trading", "reporting"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -280,7 +281,8 @@ def _plotly_assets() -> str:
 
 
 STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", _plotly_assets())]
-STATIC_ROOT = VAR_DIR / "static"  # collectstatic target in production
+# collectstatic's target in production (every web host runs `manage.py release` or ships it)
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # the demo serves assets straight from installed packages
 
@@ -295,12 +297,32 @@ if DJANGO_ENV == "production":
     # HTTPS only, and browsers told to remember it. Behind a TLS-terminating proxy that
     # redirects by itself, DJANGO_SSL_REDIRECT=false; DJANGO_HSTS_SECONDS=0 turns HSTS off.
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # monitoring may probe over plain HTTP
+    # monitoring and Prometheus may probe over plain HTTP inside the network
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=True)
     if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # DJANGO_TLS=off: production served over plain HTTP, for CI and a loopback-only trial
+    # (docs/deploy.md). No redirect, no HSTS, cookies without Secure, and the deployment check's
+    # four TLS warnings silenced so that `manage.py release` passes; never on a public address.
+    DJANGO_TLS = env.str("DJANGO_TLS", default="on")
+    if DJANGO_TLS not in {"on", "off"}:
+        raise ImproperlyConfigured("DJANGO_TLS must be 'on' or 'off'")
+    if DJANGO_TLS == "off":
+        SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = False
+        SECURE_HSTS_SECONDS = 0
+        SILENCED_SYSTEM_CHECKS = ["security.W004", "security.W008", "security.W012",
+                                  "security.W016"]
+    # Static files come from collectstatic's output only (`manage.py release`): names carry a
+    # content hash (cached for a year by browsers) and gzip/brotli copies sit beside them.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {
+            "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    WHITENOISE_USE_FINDERS = False
 
 # --- Staff login hardening: throttling, 2FA, idle expiry (README: "Signing in") -------------------
 AUTHENTICATION_BACKENDS = [
@@ -373,13 +395,26 @@ MANAGER_API = {
 }
 
 # --- Logging: secrets never reach a log line --------------------------------------------------
+# DJANGO_LOG_FORMAT=json: one JSON object per line (python-json-logger) for a log shipper; the
+# redaction filter runs before either formatter.
+DJANGO_LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="plain")
+if DJANGO_LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("DJANGO_LOG_FORMAT must be 'plain' or 'json'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "platforms.redaction.RedactSecretsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+        "console": {"class": "logging.StreamHandler", "formatter": DJANGO_LOG_FORMAT,
+                    "filters": ["redact"]}
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {
@@ -387,3 +422,23 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# --- Metrics and error reports (docs/deploy.md: "Metrics") ----------------------------------------
+# /metrics answers a client inside one of these networks (CIDRs) or one that sends
+# "Authorization: Bearer $METRICS_TOKEN"; anyone else gets 403. Neither set: refused to all.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+try:
+    import ipaddress
+
+    for _network in METRICS_ALLOWED_NETWORKS:
+        ipaddress.ip_network(_network, strict=False)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {exc}") from exc
+
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from dashboard.error_reports import init_sentry
+
+    init_sentry(SENTRY_DSN, environment=DJANGO_ENV,
+                traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0))

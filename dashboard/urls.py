@@ -9,6 +9,7 @@ from dashboard.views import (
     coverage,
     live,
     market,
+    metrics,
     mirror,
     overview,
     trades,
@@ -97,6 +98,7 @@ admin.site.__class__ = TwoFactorAdminSite
 
 urlpatterns = [
     path("healthz", server_health.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("", include((dashboard_patterns, "dashboard"))),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

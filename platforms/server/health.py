@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -100,22 +101,22 @@ def prune_samples(older_than: timedelta = timedelta(days=7)) -> int:
 # --------------------------------------------------------------------------- queues, mirror
 
 
-def queue_depths() -> dict[str, int | None]:
-    """Messages waiting per watched queue (``None`` when the broker cannot say cheaply)."""
+def queue_depths(queues: Iterable[str] = WATCHED_QUEUES) -> dict[str, int | None]:
+    """Messages waiting per queue (``None`` when the broker cannot say cheaply)."""
     url = settings.CELERY_BROKER_URL
-    depths: dict[str, int | None] = dict.fromkeys(WATCHED_QUEUES)
+    depths: dict[str, int | None] = dict.fromkeys(queues)
     try:
         if url.startswith("filesystem"):
             options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
             folder = options.get("data_folder_in")
             if folder and os.path.isdir(folder):
                 names = os.listdir(folder)
-                for queue in WATCHED_QUEUES:
+                for queue in depths:
                     suffix = f"{queue}.msg"
                     depths[queue] = sum(1 for n in names if n.partition(".")[2] == suffix)
         elif url.startswith(("redis://", "rediss://")):
             connection = redis.Redis.from_url(url, socket_timeout=2)
-            for queue in WATCHED_QUEUES:
+            for queue in depths:
                 depths[queue] = int(connection.llen(queue))
     except Exception:  # a health probe must answer even when the broker does not
         log.warning("queue depth unavailable", exc_info=True)
