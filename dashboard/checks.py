@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
@@ -13,8 +14,6 @@ def redis_never_evicts(app_configs=None, **kwargs) -> list[CheckMessage]:
     deposits, so production Redis must run with ``maxmemory-policy noeviction``."""
     if not settings.REDIS_URL:
         return []
-    import redis
-
     try:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=3)
         policy = client.config_get("maxmemory-policy").get("maxmemory-policy")

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import sentry_sdk
+from sentry_sdk.integrations.celery import CeleryIntegration
+from sentry_sdk.integrations.django import DjangoIntegration
+
 from platforms.redaction import redact
 
 
@@ -26,10 +30,6 @@ def scrub(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str
 
 
 def init_sentry(dsn: str, *, environment: str, traces_sample_rate: float) -> None:
-    import sentry_sdk
-    from sentry_sdk.integrations.celery import CeleryIntegration
-    from sentry_sdk.integrations.django import DjangoIntegration
-
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 
 from celery.signals import task_failure, task_retry, task_revoked, task_success
+from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +24,6 @@ OUTCOMES = ("success", "failure", "retry", "revoked")
 
 def _redis_client():
     """The cache's own Redis client, or ``None`` when the cache is not Redis."""
-    from django.core.cache import cache
-    from django.core.cache.backends.redis import RedisCache
-
     if isinstance(cache, RedisCache):
         return cache._cache.get_client(write=True)
     return None
@@ -38,8 +37,6 @@ def count(task_name: str, outcome: str) -> None:
         if client is not None:
             client.hincrby(HASH_KEY, field, 1)
             return
-        from django.core.cache import cache
-
         counts = cache.get(HASH_KEY) or {}
         counts[field] = counts.get(field, 0) + 1
         cache.set(HASH_KEY, counts, None)
@@ -53,8 +50,6 @@ def counts() -> dict[tuple[str, str], int]:
     if client is not None:
         raw = {k.decode(): int(v) for k, v in client.hgetall(HASH_KEY).items()}
     else:
-        from django.core.cache import cache
-
         raw = cache.get(HASH_KEY) or {}
     result = {}
     for field, value in raw.items():

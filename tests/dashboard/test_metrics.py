@@ -5,7 +5,10 @@ poll run as a Celery task, a breaker tripped). The whole layout's view of the sa
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -22,6 +25,7 @@ from platforms.trading.models import TaskState, TradeTask
 from platforms.transport import breaker_for
 
 TOKEN = "metrics-token-for-tests"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -118,3 +122,10 @@ def test_every_family_has_sane_values_after_real_work(
     assert len(coverage) == accounts and all(0 <= age < 60 for age in coverage), coverage
 
     assert not families["dashboard_metrics_collect_errors"]
+
+    # the Grafana dashboard (docs/deploy/) queries only what is served
+    served = {sample.name for samples in families.values() for sample in samples}
+    dashboard = json.loads((ROOT / "docs" / "deploy" / "grafana-dashboard.json").read_text())
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"dashboard_[a-z_]+", target["expr"])}
+    assert queried and queried <= served, queried - served
