@@ -8,22 +8,24 @@ from typing import Any
 import sentry_sdk
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.django import DjangoIntegration
+from sentry_sdk.types import Event, Hint
 
 from platforms.redaction import redact
 
 
-def scrub(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+def scrub(event: Event, hint: Hint) -> Event:
     """``before_send``: the message, log entry and exception values through ``redact``."""
     if isinstance(event.get("message"), str):
         event["message"] = redact(event["message"])
-    logentry = event.get("logentry")
+    logentry: Any = event.get("logentry")
     if isinstance(logentry, dict):
         for key in ("message", "formatted"):
             if isinstance(logentry.get(key), str):
                 logentry[key] = redact(logentry[key])
         if logentry.get("params"):
             logentry["params"] = [redact(str(p)) for p in logentry["params"]]
-    for exception in (event.get("exception") or {}).get("values") or []:
+    exceptions: Any = event.get("exception") or {}
+    for exception in exceptions.get("values") or []:
         if isinstance(exception.get("value"), str):
             exception["value"] = redact(exception["value"])
     return event

@@ -1,6 +1,6 @@
 """State read at scrape time: queues, trade tasks, breakers, realtime bridges, mirror and
 coverage ages. One family failing to read (a broker down, say) leaves the others answering
-and is counted in ``dashboard_metrics_collect_errors``."""
+and shows as 1 in ``dashboard_metrics_collect_errors`` (0 for the families read)."""
 
 from __future__ import annotations
 
@@ -126,9 +126,9 @@ class StateCollector(Collector):
     """Every state family above, read when Prometheus scrapes."""
 
     def collect(self) -> Iterator[Metric]:
-        errors = CounterMetricFamily("dashboard_metrics_collect_errors",
-                                     "Families that could not be read at this scrape.",
-                                     labels=["family"])
+        errors = GaugeMetricFamily("dashboard_metrics_collect_errors",
+                                   "1 when a family could not be read at this scrape.",
+                                   labels=["family"])
         platforms: list[TradePlatform] = []
         readers: list[tuple[str, Callable[[], Iterator[Metric]]]] = [
             ("queue_depth", queue_depth),
@@ -141,6 +141,7 @@ class StateCollector(Collector):
         ]
         try:
             platforms = _platforms()
+            errors.add_metric(["platforms"], 0)
         except Exception:
             log.warning("metrics: could not list platforms", exc_info=True)
             errors.add_metric(["platforms"], 1)
@@ -151,5 +152,6 @@ class StateCollector(Collector):
                 log.warning("metrics: could not read %s", name, exc_info=True)
                 errors.add_metric([name], 1)
                 continue
+            errors.add_metric([name], 0)
             yield from families
         yield errors

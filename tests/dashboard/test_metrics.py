@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.core.cache import cache
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard.metrics import tasks as task_metrics
 from platforms.coverage.models import CoverageAccount
+from platforms.coverage.selectors import coverage_cache_key
 from platforms.coverage.services import register_sandbox_coverage_accounts
 from platforms.coverage.tasks import poll_coverage
 from platforms.live import store
@@ -76,6 +78,7 @@ def test_every_family_has_sane_values_after_real_work(
     register_sandbox_coverage_accounts(clean_sandbox, sandbox_platforms)
     before = task_metrics.counts().get(("platforms.coverage.tasks.poll_coverage", "success"), 0)
     for account in CoverageAccount.objects.filter(enabled=True):
+        breaker_for(f"coverage/{account.pk}").reset()  # shared in Redis: earlier runs' state
         poll_coverage.apply(args=[account.pk]).get()
     # the realtime bridge's record, as `manage.py stream` writes it (two seconds old)
     async_to_sync(store.asave)(mt4.pk, {"rows": [], "groups": {}, "up": True,
@@ -119,9 +122,13 @@ def test_every_family_has_sane_values_after_real_work(
     assert 0 <= mirror[str(mt4.pk)] < 60, mirror
 
     coverage = [s.value for s in families["dashboard_coverage_snapshot_age_seconds"]]
-    assert len(coverage) == accounts and all(0 <= age < 60 for age in coverage), coverage
+    polled = [cache.get(coverage_cache_key(a.pk))
+              for a in CoverageAccount.objects.filter(enabled=True)]
+    assert len(coverage) == accounts, (coverage, polled)
+    assert all(0 <= age < 60 for age in coverage), coverage
 
-    assert not families["dashboard_metrics_collect_errors"]
+    errors = {s.labels["family"]: s.value for s in families["dashboard_metrics_collect_errors"]}
+    assert len(errors) == 8 and not any(errors.values()), errors
 
     # the Grafana dashboard (docs/deploy/) queries only what is served
     served = {sample.name for samples in families.values() for sample in samples}
