@@ -24,9 +24,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         # First, so that a misconfigured release stops before it changes the database.
         self._step("check --deploy", "check", deploy=True, fail_level="WARNING")
-        self._step("migrate", "migrate", interactive=False, verbosity=1)
+        # the checks just ran: the next two commands need not run them again
+        self._step("migrate", "migrate", interactive=False, verbosity=1, skip_checks=True)
         self._step("collectstatic", "collectstatic", interactive=False, verbosity=1,
-                   ignore_patterns=PLOTLY_UNUSED)
+                   ignore_patterns=PLOTLY_UNUSED, skip_checks=True)
         self.stdout.write("release: sync roles")
         sync_roles()
         self._verify_roles()
