@@ -13,6 +13,7 @@ has no PostgreSQL address to give it. In that pass a missing ``REDIS_URL`` fails
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -139,7 +140,7 @@ class Layout:
             "DASHBOARD_VAR_DIR": str(tmp / "var"),
             "DATABASE_URL": _server_url(self.database),
             "REDIS_URL": self.redis_url,
-            "DJANGO_LOG_LEVEL": os.environ.get("LAYOUT_LOG_LEVEL", "WARNING"),
+            "DJANGO_LOG_LEVEL": "INFO",  # honcho's log (in a failure's message) says what happened
             "METRICS_TOKEN": METRICS_TOKEN,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prometheus"),
             # small, for a shared 2-core CI box; production keeps the Procfile's defaults
@@ -168,6 +169,23 @@ class Layout:
     def output(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
 
+    def kill(self) -> None:
+        """Everything honcho started, by pid: each process runs in a session of its own, so
+        signalling honcho's group would leave them running (and consuming the layout's
+        queues in the next run)."""
+        assert self.honcho is not None
+        processes = _descendants(self.honcho.pid)
+        self.honcho.send_signal(signal.SIGTERM)
+        try:
+            self.honcho.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.honcho.kill()
+            self.honcho.wait()
+        for pid in processes:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
     def stop(self) -> int:
         """SIGTERM to honcho, as a service manager stops it; it stops every process."""
         assert self.honcho is not None
@@ -176,8 +194,7 @@ class Layout:
         try:
             return self.honcho.wait(timeout=40)
         except subprocess.TimeoutExpired:
-            os.killpg(self.honcho.pid, signal.SIGKILL)
-            self.honcho.wait()
+            self.kill()
             raise AssertionError("honcho did not stop within 40 s:\n"
                                  + self.output()[-4000:]) from None
 
@@ -224,8 +241,7 @@ def layout(tmp_path_factory):
         yield layout
     finally:
         if layout.honcho is not None and layout.honcho.poll() is None:
-            os.killpg(layout.honcho.pid, signal.SIGKILL)  # a failed test's leftovers only
-            layout.honcho.wait()
+            layout.kill()  # a failed test's leftovers only
         sandbox.stop()
         _admin_sql(f'DROP DATABASE IF EXISTS "{layout.database}" WITH (FORCE)')
         redis.Redis.from_url(layout.redis_url).flushdb()
@@ -263,8 +279,15 @@ def test_chromium_sees_a_live_margin_frame_and_a_confirmed_deposit(layout, brows
 
     # The margin monitor: hydrated, then live over the socket; a margin call pushed into the
     # platform's hub reaches the page through `manage.py stream` and the Redis channel layer.
+    frames: list[str] = []
+    page.on("websocket", lambda socket: socket.on(
+        "framereceived", lambda frame: frames.append(str(frame))))
     page.goto(f"{layout.url}/platforms/{mt4}/margins/")
     _wait(page, lambda: _state(page) == "live", timeout=30, what="live indicator")
+    # the page may show "live" from its server-rendered state before the socket subscribed:
+    # its own snapshot frame comes after the subscription, so a pushed event cannot be missed
+    _wait(page, lambda: any('"t":"snap"' in f and f'"p":{mt4},' in f for f in frames),
+          timeout=15, what="the socket's snapshot frame")
     rows = page.eval_on_selector_all(
         f'[data-live-monitor="{mt4}"] tbody tr',
         "rows => rows.map(r => [r.dataset.liveAccount, +r.dataset.lt])")
@@ -274,8 +297,11 @@ def test_chromium_sees_a_live_margin_frame_and_a_confirmed_deposit(layout, brows
     httpx.post(f"{sandbox.control_url}/hubs/margin-call",
                json={"login": int(key.split(":")[1])}).raise_for_status()
     selector = f'[data-live-account="{key}"]'
-    _wait(page, lambda: "lt-1" in (page.get_attribute(selector, "class") or ""),
-          timeout=10, what="the margin-call frame")
+    try:
+        _wait(page, lambda: "lt-1" in (page.get_attribute(selector, "class") or ""),
+              timeout=10, what=f"the margin-call frame for {key}")
+    except AssertionError as missed:
+        raise AssertionError(f"{missed}\n{layout.output()[-8000:]}") from None
     timings["live frame"] = time.monotonic() - started
 
     # A deposit: review, re-authenticate, and the trading worker confirms it.
@@ -284,11 +310,12 @@ def test_chromium_sees_a_live_margin_frame_and_a_confirmed_deposit(layout, brows
     page.fill("#id_amount", "42.50")
     page.fill("#id_comment", "production layout")
     page.click("#review-button")
-    expect(page.locator("#confirmation")).to_be_visible()
+    expect(page.locator("#confirmation")).to_be_visible(timeout=30_000)
     page.fill("#reauth input[name=password]", layout.password)
     page.click("#confirm-button")
     page.wait_for_url("**/operations/tasks/**")
-    expect(page.locator("#task-state-value")).to_have_attribute("data-state", "confirmed")
+    expect(page.locator("#task-state-value")).to_have_attribute("data-state", "confirmed",
+                                                                timeout=30_000)
     page.screenshot(path=artifacts / "layout-deposit-confirmed.png", full_page=True)
     after = Decimal(str(sandbox.control("GET", f"/accounts/{DEPOSIT_LOGIN}").json()["balance"]))
     assert after == before + Decimal("42.50")
