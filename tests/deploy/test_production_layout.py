@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.live.pages import _state, _wait
 from tests.sandbox_process import start_sandbox
 from tests.support.polling import wait_until
+from tests.support.processes import alive, descendants_of, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -54,12 +54,6 @@ pytestmark = [
 ]
 
 timings: dict[str, float] = {}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _layout_redis_url() -> str:
@@ -85,38 +79,12 @@ def _admin_sql(statement: str) -> None:
         connection.execute(statement)
 
 
-def _descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        children = set()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if parent in frontier:
-                children.add(int(entry.name))
-        frontier = children - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 class Layout:
     """The running layout: its URL, environment, honcho process and log."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.password = secrets.token_urlsafe(16)
         self.database = f"layout_{os.getpid()}_{secrets.token_hex(3)}"
@@ -174,7 +142,7 @@ class Layout:
         signalling honcho's group would leave them running (and consuming the layout's
         queues in the next run)."""
         assert self.honcho is not None
-        processes = _descendants(self.honcho.pid)
+        processes = descendants_of(self.honcho.pid)
         self.honcho.send_signal(signal.SIGTERM)
         try:
             self.honcho.wait(timeout=20)
@@ -182,14 +150,14 @@ class Layout:
             self.honcho.kill()
             self.honcho.wait()
         for pid in processes:
-            if _alive(pid):
+            if alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> int:
         """SIGTERM to honcho, as a service manager stops it; it stops every process."""
         assert self.honcho is not None
-        self.processes = _descendants(self.honcho.pid)
+        self.processes = descendants_of(self.honcho.pid)
         self.honcho.send_signal(signal.SIGTERM)
         try:
             return self.honcho.wait(timeout=40)
@@ -370,4 +338,4 @@ def test_honcho_stops_every_process_cleanly(layout):
     assert code == 143, f"honcho exited with {code}:\n{output[-4000:]}"
     for name in ("web", "stream", "trading", "reporting", "default", "beat"):
         assert f"{name}.1 stopped (rc=0)" in output, f"{name} did not stop cleanly:\n{output}"
-    assert not [pid for pid in layout.processes if _alive(pid)], output[-4000:]
+    assert not [pid for pid in layout.processes if alive(pid)], output[-4000:]

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from tests.support.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -71,9 +73,7 @@ def test_a_redis_that_evicts_keys_fails_the_deploy_check(tmp_path):
     """A Redis of its own (changing the shared one's policy would disturb every other test)."""
     server = shutil.which("redis-server")
     assert server, "redis-server is missing (the Redis pass needs it; never skipped there)"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     redis = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no", "--maxmemory-policy", "allkeys-lru"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
