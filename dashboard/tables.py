@@ -18,9 +18,11 @@ from django.http import QueryDict
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from dashboard.timezones import UTC_ZONE, DisplayZone
 from platforms.access.scope import PERSONAL_FIELDS
 
 PAGE_SIZES = (25, 50, 100, 250, 500)
+TIME_KINDS = ("date", "datetime")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class Column:
     @property
     def numeric(self) -> bool:
         return self.kind in ("money", "level", "lots", "price", "int")
+
+    @property
+    def is_time(self) -> bool:
+        """Written on the reader's clock, the header naming the zone (dashboard/timezones)."""
+        return self.kind in TIME_KINDS
 
 
 def _format(kind: str, value) -> str:
@@ -78,6 +85,7 @@ class HeaderCell:
     column: Column
     href: str
     order: str  # "", "asc", "desc"
+    label: str = ""  # the column's title; a time column's names its zone
 
 
 @dataclass
@@ -146,10 +154,12 @@ def _int(value, default: int) -> int:
 
 
 def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
-                  link=None, css=None, count: int | None = None) -> Listing:
+                  link=None, css=None, count: int | None = None,
+                  zone: DisplayZone = UTC_ZONE) -> Listing:
     """Sort, paginate and format one page of ``queryset`` for the columns ``shown``.
 
     ``count``, when the caller knows it (cached), spares the ``COUNT(*)`` of every request.
+    Times are written in ``zone`` (the reader's, :func:`dashboard.timezones.display_zone`).
     """
     sort = spec.sort(query.get("sort"), shown)
     per_page = min(max(_int(query.get("per_page"), 50), 10), PAGE_SIZES[-1])
@@ -166,14 +176,17 @@ def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
         toggled = f"-{column.name}" if order == "asc" else column.name
         changed = base.copy()
         changed["sort"] = toggled
-        header.append(HeaderCell(column, "?" + changed.urlencode(), order))
+        label = zone.header(column.label) if column.is_time else column.label
+        header.append(HeaderCell(column, "?" + changed.urlencode(), order, label))
     rows = []
     for obj in page.object_list:
         cells = []
         for column in columns:
             value = getattr(obj, column.name)
             href = link(obj) if link and column.kind == "link" else ""
-            cells.append(Cell(column, _format(column.kind, value), href))
+            text = (zone.text(value, column.kind) if column.is_time
+                    else _format(column.kind, value))
+            cells.append(Cell(column, text, href))
         watch = f"{obj.platform_id}:{obj.login}"
         key = watch if spec.live_key == "account" else getattr(obj, spec.row_key)
         rows.append(Row(key, css(obj) if css else "", cells, watch,

@@ -78,7 +78,10 @@ class TradePlatformAdmin(AuditedAdmin, RunSnapshotsPermission, admin.ModelAdmin)
         ("WebAPI", {"fields": ["api_base_url", "sidecar_base_url"]}),
         ("OAuth client credentials", {"fields": ["oauth_authority", "oauth_scope", "client_id",
                                                  "client_secret"]}),
+        ("Server time zone", {"fields": ["time_zone_reported", "time_zone_override",
+                                         "time_zone_applied"]}),
     ]
+    readonly_fields = ["time_zone_reported", "time_zone_applied"]
 
     def audit_target(self, obj: TradePlatform) -> str:
         return obj.name

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from platforms.client import AsyncManagerClient, ManagerApiError, ManagerClient, PlatformConfig
 from platforms.models import PlatformKind, TradePlatform
+from platforms.timezones import server_to_utc
 
 _lock = threading.Lock()
 _sync_clients: dict[int, tuple[datetime, ManagerClient]] = {}
@@ -88,7 +89,8 @@ def check_connection(platform: TradePlatform) -> ConnectionCheck:
     api = client.mt4 if platform.kind == PlatformKind.MT4 else client.mt5
     started = time.perf_counter()
     try:
-        server_time = api.server_time()
+        # the server's wall clock, sent as if UTC: the true instant, for pages to show in a zone
+        server_time = server_to_utc(api.server_time(), platform.utc_offset_minutes)
     except ManagerApiError as exc:
         return ConnectionCheck(platform, False, None, None, str(exc), client.breaker_state)
     rtt_ms = (time.perf_counter() - started) * 1000

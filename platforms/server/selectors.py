@@ -11,6 +11,7 @@ from platforms.access.personal import visible_fields
 from platforms.access.scope import can_see_personal_data, group_masks_for
 from platforms.mirror.models import MirrorAccount
 from platforms.models import TradePlatform
+from platforms.timezones import journal_instant
 
 _NUMBER = re.compile(r"\d{3,}")
 
@@ -43,6 +44,12 @@ def visible_journal(user, lines: Iterable[Any], *, text: str = "",
     shown = (visible_fields(personal, line, ("ip", "message")) for line in lines)
     return [line for line in shown
             if all(needle in (line.message or "").lower() for needle in needles)]
+
+
+def timed_journal(lines: Iterable[Any], minutes: int) -> list[tuple[Any, Any]]:
+    """``(instant, line)`` for each journal line: its time read on the server's clock
+    (``minutes`` east of UTC), so pages show it in the reader's zone; None if unreadable."""
+    return [(journal_instant(line.time, minutes), line) for line in lines]
 
 
 #: what a mail job's page shows as typed or as the server answered
