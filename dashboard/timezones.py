@@ -75,8 +75,8 @@ class DisplayZone:
         return self.aware(datetime.combine(day, time.min))
 
     def header(self, label: str) -> str:
-        """A column title that names the zone: ``Open time (server time, UTC+2)``."""
-        return f"{label} ({self.label})"
+        """A column title that names the zone: ``Open time · server time (UTC+2)``."""
+        return f"{label} · {self.label}"
 
 
 UTC_ZONE = DisplayZone(TimeZoneView.UTC, UTC, "UTC")

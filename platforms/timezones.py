@@ -94,7 +94,7 @@ class ZonedDateRange:
     def zoned_labels(self, names: tuple[str, ...], zone_label: str) -> None:
         for name in names:
             field = self.filters[name]  # type: ignore[attr-defined]
-            field.label = f"{field.label} ({zone_label})"
+            field.label = f"{field.label} · {zone_label}"
 
     def from_day(self, queryset: Any, name: str, value: date) -> Any:
         return queryset.filter(**{f"{name}__gte": day_start(value, self.tz)})
