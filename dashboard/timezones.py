@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
 
 from dashboard.models import TimeZonePreference, TimeZoneView
@@ -24,6 +25,7 @@ from platforms.timezones import fixed_zone, offset_label
 
 #: Env-independent default (never ``settings.TIME_ZONE``): the server's clock.
 DEFAULT_VIEW = TimeZoneView.SERVER
+PREFERENCE_CACHE_SECONDS = 3600
 FORMATS = {
     "datetime": "%Y-%m-%d %H:%M:%S",
     "minutes": "%Y-%m-%d %H:%M",
@@ -109,10 +111,28 @@ def preference_of(user: Any) -> tuple[str, str]:
         return DEFAULT_VIEW, ""
     cached = getattr(user, "_time_zone_preference", None)
     if cached is None:
-        saved = TimeZonePreference.objects.filter(user=user).first()
-        cached = (saved.view, saved.zone) if saved else (DEFAULT_VIEW, "")
-        user._time_zone_preference = cached  # one query per request at most
-    return cached
+        # in the shared cache, so list pages keep their query count (set_preference refreshes)
+        cached = cache.get(_cache_key(user))
+        if cached is None:
+            saved = TimeZonePreference.objects.filter(user=user).first()
+            cached = (saved.view, saved.zone) if saved else (DEFAULT_VIEW, "")
+            cache.set(_cache_key(user), cached, PREFERENCE_CACHE_SECONDS)
+        user._time_zone_preference = tuple(cached)
+    return user._time_zone_preference
+
+
+def remember_preference_at_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """``user_logged_in``: read the choice into the shared cache now, so pages never spend a
+    query on it (a list page's query budget is fixed)."""
+    saved = TimeZonePreference.objects.filter(user=user).first()
+    cache.set(_cache_key(user), (saved.view, saved.zone) if saved else (DEFAULT_VIEW, ""),
+              PREFERENCE_CACHE_SECONDS)
+
+
+def _cache_key(user: Any) -> str:
+    # the join stamp too: a recreated user that reuses an id never inherits a choice
+    joined = getattr(user, "date_joined", None)
+    return f"time-zone-preference:{user.pk}:{joined.timestamp() if joined else ''}"
 
 
 def display_zone(request: Any, platform: Any = None) -> DisplayZone:
@@ -140,5 +160,6 @@ def set_preference(actor: audit.Actor, view: str, zone_name: str = "") -> TimeZo
             user=user, defaults={"view": view, "zone": zone_name})
         audit.record(actor=actor, action="preference.time_zone", target=user.get_username(),
                      before=before, after={"view": view, "zone": zone_name})
+    cache.set(_cache_key(user), (view, zone_name), PREFERENCE_CACHE_SECONDS)
     user._time_zone_preference = (view, zone_name)
     return preference

@@ -8,20 +8,30 @@ gets a fresh client on its next use.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 
+from platforms import audit
 from platforms.client import AsyncManagerClient, ManagerApiError, ManagerClient, PlatformConfig
 from platforms.models import PlatformKind, TradePlatform
-from platforms.timezones import server_to_utc
+from platforms.timezones import (
+    mt4_offset_minutes,
+    mt5_offset_minutes,
+    server_to_utc,
+    valid_offset,
+)
 
 _lock = threading.Lock()
 _sync_clients: dict[int, tuple[datetime, ManagerClient]] = {}
 _async_clients: dict[tuple[int, int], tuple[datetime, AsyncManagerClient]] = {}
+
+log = logging.getLogger(__name__)
 
 
 def platform_config(platform: TradePlatform) -> PlatformConfig:
@@ -90,8 +100,39 @@ def check_connection(platform: TradePlatform) -> ConnectionCheck:
     started = time.perf_counter()
     try:
         # the server's wall clock, sent as if UTC: the true instant, for pages to show in a zone
-        server_time = server_to_utc(api.server_time(), platform.utc_offset_minutes)
+        server_time = server_to_utc(api.server_time(), server_offset_minutes(platform))
     except ManagerApiError as exc:
         return ConnectionCheck(platform, False, None, None, str(exc), client.breaker_state)
     rtt_ms = (time.perf_counter() - started) * 1000
     return ConnectionCheck(platform, True, server_time, rtt_ms, "", client.breaker_state)
+
+
+def read_server_offset(platform: TradePlatform, client: Any) -> int | None:
+    """What the server says its clock's zone is, in minutes east of UTC (MT4
+    ``ManagerCommon.timeZone``, MT5 ``TimeGet``); None if it could not say."""
+    try:
+        if platform.kind == PlatformKind.MT5:
+            minutes = mt5_offset_minutes(client.mt5.time_get())
+        else:
+            minutes = mt4_offset_minutes(client.mt4.manager_common())
+    except ManagerApiError as exc:
+        log.warning("platform %s: time zone not read (%s)", platform.pk, type(exc).__name__)
+        return None
+    return minutes if valid_offset(minutes) else None
+
+
+def server_offset_minutes(platform: TradePlatform) -> int:
+    """The offset live reads convert the server's times with: the admin's override, else what
+    the server reported, asked once here if no snapshot run has asked yet (stored mirror
+    rows are re-based only by runs, see ``platforms/mirror/zones.py``)."""
+    if platform.time_zone_override is None and platform.time_zone_reported is None:
+        minutes = read_server_offset(platform, client_for(platform))
+        if minutes is not None and TradePlatform.objects.filter(
+                pk=platform.pk, time_zone_reported__isnull=True).update(
+                time_zone_reported=minutes):
+            audit.record(actor=None, action="platform.time_zone", platform=platform,
+                         target=platform.name, before={"reported": None},
+                         after={"reported": minutes}, detail="first read by a live page")
+        if minutes is not None:
+            platform.time_zone_reported = minutes
+    return platform.utc_offset_minutes

@@ -16,7 +16,7 @@ from django.utils import timezone
 from platforms.access.masks import group_allowed
 from platforms.access.scope import group_masks_for
 from platforms.client import ManagerApiError, NotFound
-from platforms.connections import client_for
+from platforms.connections import client_for, server_offset_minutes
 from platforms.mirror.models import MirrorAccount, MirrorClosedTrade, MirrorOpenTrade
 from platforms.models import AuditEvent, PlatformKind, TradePlatform
 from platforms.timezones import server_to_utc, utc_to_server
@@ -117,7 +117,7 @@ def _from_mirror(row: MirrorAccount, error: str) -> AccountView:
 
 def _live_account(platform: TradePlatform, login: int) -> AccountView:
     client = client_for(platform)
-    minutes = platform.utc_offset_minutes
+    minutes = server_offset_minutes(platform)
     if platform.kind == PlatformKind.MT5:
         user = client.mt5.user_get(login)
         rights = {r.strip() for r in (user.rights or "").split(",")}
@@ -212,7 +212,7 @@ def open_trades(platform: TradePlatform, account: AccountView) -> TradeList:
     if platform.kind == PlatformKind.MT4:
         try:
             trades = client_for(platform).mt4.trades_get_by_login(account.login, account.group)
-            rows = _rows_from_mt4(trades, platform.utc_offset_minutes)
+            rows = _rows_from_mt4(trades, server_offset_minutes(platform))
             return TradeList(sorted(rows, key=lambda r: r.ticket))
         except ManagerApiError as exc:
             error = str(exc)
@@ -228,7 +228,7 @@ def closed_trades(
     """Closed trades and balance operations of one account between the instants ``start``
     and ``end`` (asked of the server on its own clock)."""
     if platform.kind == PlatformKind.MT4:
-        minutes = platform.utc_offset_minutes
+        minutes = server_offset_minutes(platform)
         try:
             trades = client_for(platform).mt4.trades_user_history(
                 login, utc_to_server(start, minutes), utc_to_server(end, minutes))

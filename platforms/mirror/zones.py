@@ -11,7 +11,6 @@ function for the values stored before zones were known.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -20,12 +19,9 @@ from django.db import transaction
 from django.db.models import F
 
 from platforms import audit
-from platforms.client import ManagerApiError
+from platforms.connections import read_server_offset
 from platforms.mirror.models import MirrorAccount, MirrorClosedTrade, MirrorOpenTrade
 from platforms.models import TradePlatform
-from platforms.timezones import mt4_offset_minutes, mt5_offset_minutes, valid_offset
-
-log = logging.getLogger(__name__)
 
 #: The columns that hold a time read from the server's clock, per mirror model. Run stamps
 #: (``last_seen_at``) are our own clock and already UTC.
@@ -59,19 +55,6 @@ def rebase_delta(applied: int, target: int) -> int:
     """Minutes to add to values converted with offset ``applied`` so they are converted with
     ``target`` (a later zone means the same wall clock was an earlier instant)."""
     return applied - target
-
-
-def read_server_offset(platform: TradePlatform, client: Any) -> int | None:
-    """What the server says its zone is, in minutes east of UTC; None if it could not say."""
-    try:
-        if platform.kind == "MT5":
-            minutes = mt5_offset_minutes(client.mt5.time_get())
-        else:
-            minutes = mt4_offset_minutes(client.mt4.manager_common())
-    except ManagerApiError as exc:
-        log.warning("platform %s: time zone not read (%s)", platform.pk, type(exc).__name__)
-        return None
-    return minutes if valid_offset(minutes) else None
 
 
 def align_server_zone(platform: TradePlatform, client: Any) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from platforms.access.masks import masks_q
@@ -46,10 +48,23 @@ def visible_journal(user, lines: Iterable[Any], *, text: str = "",
             if all(needle in (line.message or "").lower() for needle in needles)]
 
 
-def timed_journal(lines: Iterable[Any], minutes: int) -> list[tuple[Any, Any]]:
-    """``(instant, line)`` for each journal line: its time read on the server's clock
-    (``minutes`` east of UTC), so pages show it in the reader's zone; None if unreadable."""
-    return [(journal_instant(line.time, minutes), line) for line in lines]
+@dataclass(frozen=True)
+class TimedLine:
+    """A journal line with ``at``, its time as an instant; its other fields read through."""
+
+    at: datetime | None
+    line: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "line":  # copy/pickle probes, or not yet set
+            raise AttributeError(name)
+        return getattr(self.line, name)
+
+
+def timed_journal(lines: Iterable[Any], minutes: int) -> list[TimedLine]:
+    """Journal lines with their time read on the server's clock (``minutes`` east of UTC),
+    so pages show it in the reader's zone (``at`` is None if the text is unreadable)."""
+    return [TimedLine(journal_instant(line.time, minutes), line) for line in lines]
 
 
 #: what a mail job's page shows as typed or as the server answered
