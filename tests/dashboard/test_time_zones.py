@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from dashboard.models import TimeZonePreference
 from dashboard.timezones import zone_of
+from platforms.client import NoConnect
 from platforms.connections import client_for
 from platforms.mirror.models import MirrorAccount, MirrorClosedTrade
 from platforms.mirror.zones import align_server_zone, shift_server_times
@@ -232,3 +233,41 @@ def test_every_time_column_header_names_a_zone(dealer, platform):
                 checked += 1
                 assert "UTC" in text, f"{url}: column {text!r} names no zone"
     assert checked >= 5
+
+
+# ------------------------------------------------------------------ admin override
+
+
+def _admin_form(platform, **overrides) -> dict:
+    return {"name": platform.name, "kind": platform.kind, "environment": platform.environment,
+            "platform_id": str(platform.platform_id), "api_base_url": platform.api_base_url,
+            "sidecar_base_url": "", "oauth_authority": platform.oauth_authority,
+            "oauth_scope": "", "client_id": platform.client_id, "client_secret": "",
+            "enabled": "on", "access-TOTAL_FORMS": "0", "access-INITIAL_FORMS": "0",
+            **overrides}
+
+
+def test_admin_override_is_audited_validated_and_rebases_the_mirror(admin_client, db):
+    platform = TradePlatformFactory(name="Override me")
+    instant = datetime(2026, 5, 4, 21, 30, tzinfo=UTC)
+    _trade(platform, 40, instant)
+    url = reverse("admin:platforms_tradeplatform_change", args=[platform.pk])
+    refused = admin_client.post(url, _admin_form(platform, time_zone_override="9999"))
+    assert refused.status_code == 200 and "less than or equal to 840" in refused.content.decode()
+
+    assert admin_client.post(url, _admin_form(platform, time_zone_override="180")).status_code \
+        == 302
+    event = AuditEvent.objects.filter(action="platform.change", platform=platform).latest("id")
+    assert (event.before["time_zone_override"], event.after["time_zone_override"]) == (None, 180)
+
+    platform.refresh_from_db()
+
+    class Dead:  # the server does not answer: the override still applies
+        class mt4:
+            @staticmethod
+            def manager_common():
+                raise NoConnect(message="down")
+
+    assert align_server_zone(platform, Dead()) == 180
+    assert MirrorClosedTrade.objects.get(platform=platform, ticket=40).close_time == \
+        instant - timedelta(hours=3)
