@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.http import Http404
 from django.utils import timezone
@@ -295,12 +296,29 @@ CHART_PERIODS = {"M1": 1, "M5": 5, "M15": 15, "M30": 30, "H1": 60, "H4": 240, "D
 
 
 def ohlc_bars(platform: TradePlatform, symbol: str, period: str, bars: int = 200):
-    """The last ``bars`` OHLC bars of ``symbol`` (``ChartRequest``), oldest first."""
+    """The last ``bars`` OHLC bars of ``symbol`` (``ChartRequest``), oldest first, each with
+    ``at``: its time as an instant (``time`` is the server's clock)."""
     minutes = CHART_PERIODS[period]
+    offset = server_offset_minutes(platform)
     end = datetime.now(UTC)
     start = end - timedelta(minutes=minutes * bars)
-    rows = client_for(platform).mt4.chart_request(symbol, period, start, end)
-    return sorted(rows, key=lambda bar: bar.time)
+    rows = client_for(platform).mt4.chart_request(
+        symbol, period, utc_to_server(start, offset), utc_to_server(end, offset))
+    return [ChartBar(server_to_utc(bar.time, offset), bar)
+            for bar in sorted(rows, key=lambda bar: bar.time)]
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    """An OHLC bar with ``at``, its time as an instant; the bar's fields read through."""
+
+    at: datetime | None
+    bar: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "bar":
+            raise AttributeError(name)
+        return getattr(self.bar, name)
 
 
 @dataclass
