@@ -213,8 +213,8 @@ def open_trades(platform: TradePlatform, account: AccountView) -> TradeList:
     if platform.kind == PlatformKind.MT4:
         try:
             trades = client_for(platform).mt4.trades_get_by_login(account.login, account.group)
-            rows = _rows_from_mt4(trades, server_offset_minutes(platform))
-            return TradeList(sorted(rows, key=lambda r: r.ticket))
+            live = _rows_from_mt4(trades, server_offset_minutes(platform))
+            return TradeList(sorted(live, key=lambda r: r.ticket))
         except ManagerApiError as exc:
             error = str(exc)
     else:
@@ -304,8 +304,8 @@ def ohlc_bars(platform: TradePlatform, symbol: str, period: str, bars: int = 200
     start = end - timedelta(minutes=minutes * bars)
     rows = client_for(platform).mt4.chart_request(
         symbol, period, utc_to_server(start, offset), utc_to_server(end, offset))
-    return [ChartBar(server_to_utc(bar.time, offset), bar)
-            for bar in sorted(rows, key=lambda bar: bar.time)]
+    timed = [ChartBar(server_to_utc(bar.time, offset), bar) for bar in rows if bar.time]
+    return sorted(timed, key=lambda bar: bar.time)
 
 
 @dataclass(frozen=True)
