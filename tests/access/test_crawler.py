@@ -36,7 +36,7 @@ from django.utils.functional import cached_property
 
 from dashboard.urls import dashboard_patterns
 from dashboard.views.accounts import TABS as ACCOUNT_TABS
-from platforms.connections import client_for
+from platforms.connections import client_for, server_offset_minutes
 from platforms.mirror.models import (
     MirrorAccount,
     MirrorClosedTrade,
@@ -45,6 +45,7 @@ from platforms.mirror.models import (
 )
 from platforms.models import AuditEvent
 from platforms.server.models import MailJob, ReportJob
+from platforms.timezones import utc_to_server
 from platforms.trading.models import TradeTask
 from tests.factories import SnapshotRunFactory, StaffUserFactory, grant
 
@@ -178,7 +179,9 @@ def _mirror_from_sandbox(mt4) -> list[MirrorAccount]:
 def _journal_logins(mt4) -> dict[int, str]:
     """Login → client address, from the login lines of the sandbox's journal."""
     now = timezone.now()
-    lines = client_for(mt4).mt4.journal_request(now - timedelta(days=1), now, mode="Logins")
+    minutes = server_offset_minutes(mt4)  # the server reads the range on its own clock
+    lines = client_for(mt4).mt4.journal_request(utc_to_server(now - timedelta(days=1), minutes),
+                                                utc_to_server(now, minutes), mode="Logins")
     found = ((re.match(r"'(\d+)': login", line.message or ""), line.ip) for line in lines)
     return {int(match.group(1)): ip for match, ip in found if match and ip}
 
