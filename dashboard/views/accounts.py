@@ -96,10 +96,11 @@ def account_tab(request, pk: int, login: int, tab: str):
         if tab == "history" and history.rows:
             curve = live_reads.balance_curve(history.rows, account.balance, start, end)
             context["chart"] = {
-                "data": [{"x": [t.isoformat() for t, _ in curve], "y": [b for _, b in curve],
+                "data": [{"x": [zone.text(t) for t, _ in curve], "y": [b for _, b in curve],
                           "type": "scatter", "mode": "lines", "name": "Balance",
                           "line": {"shape": "hv"}}],
-                "layout": {"height": 260, "margin": {"l": 50, "r": 10, "t": 10, "b": 30}},
+                "layout": {"height": 260, "margin": {"l": 50, "r": 10, "t": 10, "b": 40},
+                           "xaxis": {"title": {"text": zone.label}}},
             }
         return render_page(request, TEMPLATE, context, partial="history-tab")
     if platform.kind != PlatformKind.MT4:
