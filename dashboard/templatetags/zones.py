@@ -2,9 +2,10 @@
 
 ``{% show_time value %}`` writes an instant on the page's clock (``"date"``, ``"minutes"``,
 ``"time"`` for shorter forms; ``suffix=True`` appends the zone's name, for times outside a
-table); ``{% zone_name %}`` is that name for a column header; ``{% tz_picker %}`` is the top
-bar's form. The page's platform (``platform`` in the context, or ``platform=``) is whose server
-clock "server time" means; see ``dashboard/timezones.py``.
+table); ``{% zone_name %}`` is that name for a column header; ``{% tz_choice as tz %}``
+feeds the top bar's form (``dashboard/partials/tz_picker.html``). The page's platform
+(``platform`` in the context, or ``platform=``) is whose server clock "server time" means;
+see ``dashboard/timezones.py``.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def zone_name(context, platform: Any = None) -> str:
     return _zone(context, platform).label
 
 
-@register.inclusion_tag("dashboard/partials/tz_picker.html", takes_context=True)
-def tz_picker(context) -> dict[str, Any]:
+@register.simple_tag(takes_context=True)
+def tz_choice(context) -> dict[str, Any]:
+    """What the top bar's picker shows: the reader's choice and the page's zone."""
     request = context.get("request")
     view, name = preference_of(getattr(request, "user", None))
-    return {"request": request, "view": view, "zone": name, "views": TimeZoneView.choices,
-            "label": _zone(context).label, "csrf_token": context.get("csrf_token")}
+    return {"view": view, "zone": name, "views": TimeZoneView.choices,
+            "label": _zone(context).label}
