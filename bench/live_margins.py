@@ -29,7 +29,6 @@ import asyncio
 import bisect
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -41,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench._common import cpu_seconds  # noqa: E402 - after the path set-up
+from bench._common import cpu_seconds, migrated_sqlite  # noqa: E402 - after the path set-up
 
 REDIS_BENCH_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
 
@@ -386,24 +385,16 @@ def main() -> int:
 
     # The layers' children start from copies of one migrated SQLite database: migrating takes
     # several CPU seconds, set-up that the figures do not include (and most of a smoke run).
-    template = Path(tempfile.mkdtemp(prefix="bench-live-template-"))
     base_env = {
         **os.environ,
         "DJANGO_ENV": "demo",
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
     }
     base_env.pop("REDIS_URL", None)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
-        cwd=ROOT,
-        env={**base_env, "DASHBOARD_VAR_DIR": str(template),
-             "DATABASE_URL": f"sqlite:///{template}/db.sqlite3"},
-        check=True,
-    )
     results = []
     for layer in [x for x in args.layers.split(",") if x]:
         var = tempfile.mkdtemp(prefix=f"bench-live-{layer}-")
-        shutil.copyfile(template / "db.sqlite3", Path(var) / "db.sqlite3")
+        migrated_sqlite(Path(var) / "db.sqlite3")
         env = {**base_env, "DASHBOARD_VAR_DIR": var, "DATABASE_URL": f"sqlite:///{var}/db.sqlite3"}
         if layer == "redis":
             import redis

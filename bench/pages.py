@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import drop_database, percentile, recreate_database  # noqa: E402
+from bench._common import drop_database, migrated_sqlite, percentile, recreate_database  # noqa: E402
 
 PG_URL = os.environ.get("PG_URL", "postgres://postgres@127.0.0.1:5432/dashboard_bench_pages")
 SORTS = ["login", "-margin_level", "margin_level", "name", "-equity", "group", "-balance",
@@ -95,6 +95,7 @@ def child(db: str, ready_file: str, requests: int, baseline_requests: int) -> di
     os.environ["DASHBOARD_VAR_DIR"] = str(workdir)
     os.environ.pop("REDIS_URL", None)
     if db == "sqlite":
+        migrated_sqlite(workdir / "bench.sqlite3")
         os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
     else:
         recreate_database(PG_URL)

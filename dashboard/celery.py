@@ -5,10 +5,13 @@ never delay a client's deposit, and a flood of quote work never delays either.
 """
 
 import os
+from contextvars import Token
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
 from django.db import close_old_connections
+
+from platforms.transport import interactive
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
@@ -29,3 +32,21 @@ def recycle_db_connections(sender=None, **kwargs) -> None:
     if sender is not None and getattr(sender.request, "is_eager", False):
         return
     close_old_connections()
+
+
+_lifted_budgets: dict[str, Token] = {}
+
+
+@task_prerun.connect
+def lift_interactive_budget(task_id=None, **kwargs) -> None:
+    """A task run eagerly inside a page keeps a worker's deadlines and retries, not the page's
+    interactive budget (:mod:`platforms.transport.interactive`)."""
+    if task_id is not None:
+        _lifted_budgets[task_id] = interactive.lift()
+
+
+@task_postrun.connect
+def restore_interactive_budget(task_id=None, **kwargs) -> None:
+    token = _lifted_budgets.pop(task_id, None) if task_id is not None else None
+    if token is not None:
+        interactive.restore(token)

@@ -18,6 +18,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
 
 from dashboard.login_security import session_verified, two_factor_required
+from platforms.transport import interactive
 
 # Requests an idle user's page makes by itself: htmx polls, and re-reads that the live socket or a
 # timer triggers. page.js marks them (`htmx:configRequest`), and they do not extend the session.
@@ -172,3 +173,16 @@ def _session_alive(session_key: str) -> bool:
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     store.load()
     return store.session_key is not None
+
+
+class InteractiveReadsMiddleware:
+    """Every live platform read a page makes shares one deadline,
+    ``DASHBOARD_INTERACTIVE_TIMEOUT`` seconds (see :mod:`platforms.transport.interactive`): a
+    slow platform then costs a page that long at most, and the page shows stored data."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with interactive.interactive(settings.DASHBOARD_INTERACTIVE_TIMEOUT):
+            return self.get_response(request)

@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.middleware.RequireTwoFactorMiddleware",  # its redirects carry the headers above
+    "dashboard.middleware.InteractiveReadsMiddleware",  # a page's live reads share a deadline
     "axes.middleware.AxesMiddleware",  # last, as axes asks: it turns a lockout into its page
 ]
 
@@ -153,13 +154,10 @@ REDIS_URL = env.str("REDIS_URL", default="")
 
 
 def redis_channel_layer(url: str, **config) -> dict:
-    """channels_redis on ``url``: the one definition the settings and the tests' layer share.
-    Known defect, not fixed yet: a consumer waits in blocking reads of 5 s and redis-py 8 times a
-    socket read out after 5 s, so a socket that hears nothing for 5 s can die; raising the read
-    timeout here made a refused socket's teardown hang (a connection reused across event loops).
-    """
+    """The Redis channel layer on ``url``: the one definition the settings and the tests' layer
+    share (``dashboard/channel_layer.py`` says why it is not channels_redis's class as is)."""
     return {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "dashboard.channel_layer.RedisChannelLayer",
         "CONFIG": {"hosts": [url], **config},
     }
 
@@ -178,6 +176,11 @@ else:
         }
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Pages' live reads (platforms.transport.interactive) ---------------------------------------
+#: Seconds a page may spend on live platform reads in all (sent as ``X-Request-Timeout``; no
+#: retry after a timeout); past it the page shows stored data. Workers keep their deadlines.
+DASHBOARD_INTERACTIVE_TIMEOUT = env.float("DASHBOARD_INTERACTIVE_TIMEOUT", default=3.0)
 
 # --- Realtime (live margins, trades, quotes over Channels) -------------------------------------
 # "in-process": the upstream bridge starts inside the ASGI process on first WebSocket (demo,
@@ -283,6 +286,7 @@ WHITENOISE_USE_FINDERS = True  # the demo serves assets straight from installed 
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it from the hx-headers attribute, not the cookie
+CSRF_FAILURE_VIEW = "dashboard.views.errors.csrf_failure"  # in the frame, not a bare page
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if DJANGO_ENV == "production":

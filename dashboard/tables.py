@@ -18,6 +18,8 @@ from django.http import QueryDict
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from dashboard.exports import NumberField
+from dashboard.numbers import NUMBER_KINDS, cell_attrs, format_number
 from dashboard.timezones import UTC_ZONE, DisplayZone
 from platforms.access.scope import PERSONAL_FIELDS
 
@@ -29,7 +31,9 @@ TIME_KINDS = ("date", "datetime")
 class Column:
     name: str
     label: str
-    kind: str = "text"  # text, money, level, lots, price, int, bool, date, datetime, link
+    #: text, int, bool, date, datetime, link, or a number kind of ``dashboard.numbers``
+    #: (money, lots, percent, price, stop)
+    kind: str = "text"
 
     @property
     def personal(self) -> bool:
@@ -38,7 +42,7 @@ class Column:
 
     @property
     def numeric(self) -> bool:
-        return self.kind in ("money", "level", "lots", "price", "int")
+        return self.kind in NUMBER_KINDS or self.kind == "int"
 
     @property
     def is_time(self) -> bool:
@@ -46,15 +50,11 @@ class Column:
         return self.kind in TIME_KINDS
 
 
-def _format(kind: str, value) -> str:
+def _format(kind: str, value, digits: int | None = None, currency: str | None = None) -> str:
+    if kind in NUMBER_KINDS:
+        return format_number(value, kind, digits, currency)
     if value is None or value == "":
         return "—"
-    if kind == "money":
-        return f"{value:,.2f}"
-    if kind == "level":
-        return f"{value:,.1f}"
-    if kind == "lots":
-        return f"{value:,.2f}"
     if kind == "bool":
         return "✔" if value else "✘"
     if kind == "date":
@@ -69,6 +69,8 @@ class Cell:
     column: Column
     text: str
     href: str = ""
+    #: a number's ``class="num[ neg]"`` and ``data-kind``/``data-digits`` (for ``live.js``)
+    attrs: str = ""
 
 
 @dataclass
@@ -100,6 +102,22 @@ class ListSpec:
     empty_text: str
     #: the live key of a row (``live.js`` keys accounts as "<platform pk>:<login>")
     live_key: str = "row"  # "row" = the row key, "account" = "<platform pk>:<login>"
+    #: the row attribute holding its prices' digits and its money's currency ("": unknown)
+    digits_attr: str = ""
+    currency_attr: str = ""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Field name → the header people read (column chooser, CSV and XLSX headers)."""
+        return {c.name: c.label for c in self.columns}
+
+    @property
+    def export_numbers(self) -> dict[str, NumberField]:
+        """How an export rounds each number column, as the page does."""
+        return {c.name: NumberField(c.kind,
+                                    self.digits_attr if c.kind in ("price", "stop") else "",
+                                    self.currency_attr if c.kind == "money" else "")
+                for c in self.columns if c.kind in NUMBER_KINDS}
 
     def column_names(self, personal: bool) -> list[str]:
         return [c.name for c in self.columns if personal or not c.personal]
@@ -181,12 +199,19 @@ def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
     rows = []
     for obj in page.object_list:
         cells = []
+        digits = getattr(obj, spec.digits_attr, None) if spec.digits_attr else None
+        currency = getattr(obj, spec.currency_attr, None) if spec.currency_attr else None
         for column in columns:
             value = getattr(obj, column.name)
             href = link(obj) if link and column.kind == "link" else ""
+            attrs = ""
+            # a price has its symbol's digits; money the decimals of the account's currency
+            places = digits if column.kind in ("price", "stop") else None
+            if column.kind in NUMBER_KINDS:
+                attrs = cell_attrs(column.kind, value, places, currency)
             text = (zone.text(value, column.kind) if column.is_time
-                    else _format(column.kind, value))
-            cells.append(Cell(column, text, href))
+                    else _format(column.kind, value, places, currency))
+            cells.append(Cell(column, text, href, attrs))
         watch = f"{obj.platform_id}:{obj.login}"
         key = watch if spec.live_key == "account" else getattr(obj, spec.row_key)
         rows.append(Row(key, css(obj) if css else "", cells, watch,
@@ -201,7 +226,9 @@ def _cells_html(cells: list[Cell], watch: str) -> SafeString:
     column name from this module goes through ``html.escape`` before the row is marked safe."""
     parts = []
     for c in cells:
-        attrs = f' class="num" data-field="{c.column.name}"' if c.column.numeric else ""
+        attrs = c.attrs or (' class="num"' if c.column.numeric else "")
+        if c.column.numeric:
+            attrs += f' data-field="{c.column.name}"'
         text = escape(c.text)
         if c.href:
             if watch:  # trade rows watch their account, so its trade events reach the profit
@@ -243,7 +270,7 @@ ACCOUNTS = ListSpec(
         Column("balance", "Balance", "money"), Column("credit", "Credit", "money"),
         Column("equity", "Equity", "money"), Column("margin", "Margin", "money"),
         Column("free_margin", "Free margin", "money"),
-        Column("margin_level", "Level %", "level"), Column("enabled", "Enabled", "bool"),
+        Column("margin_level", "Margin level", "percent"), Column("enabled", "Enabled", "bool"),
         Column("read_only", "Read-only", "bool"),
         Column("registered_at", "Registered", "date"),
         Column("last_access_at", "Last access", "datetime"),
@@ -251,6 +278,7 @@ ACCOUNTS = ListSpec(
     ),
     default_sort="login", row_key="login", live_attr="data-live-account",
     empty_text="No account matches these filters.", live_key="account",
+    currency_attr="currency",
 )
 
 _TRADE_COLUMNS = (
@@ -261,11 +289,12 @@ _TRADE_COLUMNS = (
 
 OPEN_TRADES = ListSpec(
     name="open-trades",
-    columns=(*_TRADE_COLUMNS, Column("sl", "S/L", "price"), Column("tp", "T/P", "price"),
+    columns=(*_TRADE_COLUMNS, Column("sl", "S/L", "stop"), Column("tp", "T/P", "stop"),
              Column("current_price", "Price", "price"), Column("swap", "Swap", "money"),
              Column("profit", "Profit", "money"), Column("comment", "Comment")),
     default_sort="ticket", row_key="ticket", live_attr="data-live-trade",
     empty_text="No open trade matches these filters.",
+    digits_attr="digits", currency_attr="currency",
 )
 
 CLOSED_TRADES = ListSpec(
@@ -276,6 +305,7 @@ CLOSED_TRADES = ListSpec(
              Column("comment", "Comment")),
     default_sort="-close_time", row_key="ticket", live_attr="data-closed-trade",
     empty_text="No closed trade matches these filters.",
+    digits_attr="digits", currency_attr="currency",
 )
 
 

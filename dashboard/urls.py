@@ -108,3 +108,6 @@ urlpatterns = [
     path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
 ]
+
+# Error pages inside the normal frame (templates/404.html, 403.html; 500 without the database).
+handler500 = "dashboard.views.errors.server_error"

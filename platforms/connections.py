@@ -18,7 +18,14 @@ from typing import Any
 from django.conf import settings
 
 from platforms import audit
-from platforms.client import AsyncManagerClient, ManagerApiError, ManagerClient, PlatformConfig
+from platforms.client import (
+    AsyncManagerClient,
+    ManagerApiError,
+    ManagerClient,
+    PlatformConfig,
+    RequestTimeout,
+    TransportError,
+)
 from platforms.models import PlatformKind, TradePlatform
 from platforms.timezones import (
     mt4_offset_minutes,
@@ -83,28 +90,50 @@ def forget_clients() -> None:
 
 
 # --------------------------------------------------------------------------- connection checks
+#: An answer later than this makes the check "slow": a page reading live would wait as long.
+SLOW_MS = 1000.0
+
+
 @dataclass(frozen=True)
 class ConnectionCheck:
     platform: TradePlatform
     ok: bool
     server_time: datetime | None
+    #: Measured for an answer, and for a check that ran out of time (how long it waited).
     rtt_ms: float | None
     error: str
     breaker_state: str
+    #: The platform answered late (over :data:`SLOW_MS`) or not within the deadline.
+    slow: bool = False
+
+
+def _timed_out(exc: ManagerApiError) -> bool:
+    """The server's ``Timeout``, or the client stopped waiting for an answer."""
+    return isinstance(exc, RequestTimeout) or (
+        isinstance(exc, TransportError) and "Timeout" in str(exc))
 
 
 def check_connection(platform: TradePlatform) -> ConnectionCheck:
-    """Authenticate and call ``ServerTime``; the error text is exactly what the API said."""
+    """Authenticate and call ``ServerTime``; the error text is exactly what the API said.
+
+    Inside a page the read has the page's interactive deadline
+    (:mod:`platforms.transport.interactive`): a slow platform is reported "slow" with the
+    time waited, within that deadline."""
     client = client_for(platform)
     api = client.mt4 if platform.kind == PlatformKind.MT4 else client.mt5
     started = time.perf_counter()
     try:
-        # the server's wall clock, sent as if UTC: the true instant, for pages to show in a zone
-        server_time = server_to_utc(api.server_time(), server_offset_minutes(platform))
+        server_time = api.server_time()
     except ManagerApiError as exc:
-        return ConnectionCheck(platform, False, None, None, str(exc), client.breaker_state)
+        waited = (time.perf_counter() - started) * 1000
+        slow = _timed_out(exc)
+        return ConnectionCheck(platform, False, None, waited if slow else None, str(exc),
+                               client.breaker_state, slow)
     rtt_ms = (time.perf_counter() - started) * 1000
-    return ConnectionCheck(platform, True, server_time, rtt_ms, "", client.breaker_state)
+    # the server's wall clock, sent as if UTC: the true instant, for pages to show in a zone
+    server_time = server_to_utc(server_time, server_offset_minutes(platform))
+    return ConnectionCheck(platform, True, server_time, rtt_ms, "", client.breaker_state,
+                           rtt_ms > SLOW_MS)
 
 
 def read_server_offset(platform: TradePlatform, client: Any) -> int | None:

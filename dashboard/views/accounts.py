@@ -31,7 +31,7 @@ TABS = ["open", "pending", "history", "money", "daily", "journal", "audit"]
 TEMPLATE = "dashboard/accounts/account_card.html"
 
 
-def _card_context(request, pk: int, login: int) -> dict:
+def _card_context(request, pk: int, login: int, *, with_open_trades: bool = False) -> dict:
     platform = get_visible_platform(request.user, pk)
     server_offset_minutes(platform)  # the card reads live: know the server's zone first
     context = {"platform": platform, "login": login,
@@ -40,7 +40,11 @@ def _card_context(request, pk: int, login: int) -> dict:
                "trade_actions": (platform.kind == PlatformKind.MT4
                                  and request.user.has_perm("platforms.operate_trades"))}
     try:
-        context["account"] = live_reads.account_view(request.user, platform, login)
+        if with_open_trades:
+            context["account"], context["trades"] = live_reads.account_with_open_trades(
+                request.user, platform, login)
+        else:
+            context["account"] = live_reads.account_view(request.user, platform, login)
     except PlatformUnavailable as exc:
         context["unavailable"] = str(exc)
     return context
@@ -60,16 +64,15 @@ def account_card(request, pk: int, login: int):
 def account_tab(request, pk: int, login: int, tab: str):
     if tab not in TABS:
         raise Http404("No such tab")
-    context = _card_context(request, pk, login)
+    context = _card_context(request, pk, login, with_open_trades=tab in ("open", "pending"))
     account = context.get("account")
     if account is None:
         return render_page(request, TEMPLATE, context, partial="unavailable")
     platform = context["platform"]
     context["tab"] = tab
     if tab in ("open", "pending"):
-        trades = live_reads.open_trades(platform, account)
+        trades = context["trades"]
         wanted = tab == "pending"
-        context["trades"] = trades
         context["rows"] = [r for r in trades.rows if r.is_pending == wanted]
         return render_page(request, TEMPLATE, context, partial="trades-tab")
     if tab == "audit":
@@ -146,7 +149,8 @@ def account_list(request, pk: int):
     listing = build_listing(ACCOUNTS, filterset.qs, request.GET, shown, link=account_link,
                             css=margin_css, count=count, zone=display_zone(request, platform))
     context = {"platform": platform, "filter": filterset, "listing": listing,
-               "available": available, "shown": shown, "query": request.GET.urlencode(),
+               "available": [(name, ACCOUNTS.labels[name]) for name in available],
+               "shown": shown, "query": request.GET.urlencode(),
                "page_sizes": PAGE_SIZES,
                "state": mirror_state(platform)}
     return render_page(request, "dashboard/accounts/accounts.html", context,
@@ -178,4 +182,5 @@ def account_export(request, pk: int):
                                shown)
     fields = ["login", *[c for c in shown if c != "login"]]
     return csv_response(request, f"accounts-{platform.pk}", ordered, fields,
-                        display_zone(request, platform))
+                        labels=ACCOUNTS.labels, numbers=ACCOUNTS.export_numbers,
+                        zone=display_zone(request, platform))

@@ -113,7 +113,7 @@ def snapshot_run_export(request, pk: int, run_id: int, table: str):
         rows = rows.none()
     return csv_response(request, f"{platform.name}-run{run.pk}-{table}".replace(" ", "_"),
                         rows.order_by(rows.model._meta.ordering[-1]), _columns(request, table),
-                        display_zone(request, platform))
+                        zone=display_zone(request, platform))
 
 
 def _kinds(platform) -> list[str]:

@@ -27,6 +27,7 @@ from platforms.mirror.selectors import (
     mirror_open_trades,
     mirror_state,
     trade_totals,
+    with_account_currency,
 )
 
 OPEN_FIELDS = ["ticket", "login", "group", "symbol", "command", "is_pending", "volume_lots",
@@ -63,7 +64,7 @@ def trade_list(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     filterset = _open_filter(request, platform)
     summary = cached_trade_summary(request.user, platform, filterset)
-    listing = build_listing(OPEN_TRADES, filterset.qs, request.GET,
+    listing = build_listing(OPEN_TRADES, with_account_currency(filterset.qs), request.GET,
                             OPEN_TRADES.column_names(True), link=account_link,
                             count=summary["totals"]["count"],
                             zone=display_zone(request, platform))
@@ -85,10 +86,11 @@ def trade_list(request, pk: int):
 @staff_required
 def trade_export(request, pk: int):
     platform = get_visible_platform(request.user, pk)
-    trades = OPEN_TRADES.ordered(_open_filter(request, platform).qs, request.GET.get("sort"),
-                                 OPEN_TRADES.column_names(True))
+    trades = OPEN_TRADES.ordered(with_account_currency(_open_filter(request, platform).qs),
+                                 request.GET.get("sort"), OPEN_TRADES.column_names(True))
     return csv_response(request, f"open-trades-{platform.pk}", trades, OPEN_FIELDS,
-                        display_zone(request, platform))
+                        labels=OPEN_TRADES.labels, numbers=OPEN_TRADES.export_numbers,
+                        zone=display_zone(request, platform))
 
 
 @require_GET
@@ -98,7 +100,7 @@ def history_list(request, pk: int):
     filterset = _closed_filter(request, platform)
     totals = cached_for_filter(request.user, platform, filterset, "history_as_of",
                                "history-totals", trade_totals)
-    listing = build_listing(CLOSED_TRADES, filterset.qs, request.GET,
+    listing = build_listing(CLOSED_TRADES, with_account_currency(filterset.qs), request.GET,
                             CLOSED_TRADES.column_names(True), link=account_link,
                             count=totals["count"], zone=display_zone(request, platform))
     context = {"platform": platform, "filter": filterset, "listing": listing,
@@ -111,7 +113,8 @@ def history_list(request, pk: int):
 @staff_required
 def history_export(request, pk: int):
     platform = get_visible_platform(request.user, pk)
-    trades = CLOSED_TRADES.ordered(_closed_filter(request, platform).qs,
+    trades = CLOSED_TRADES.ordered(with_account_currency(_closed_filter(request, platform).qs),
                                    request.GET.get("sort"), CLOSED_TRADES.column_names(True))
     return csv_response(request, f"closed-trades-{platform.pk}", trades, CLOSED_FIELDS,
-                        display_zone(request, platform))
+                        labels=CLOSED_TRADES.labels, numbers=CLOSED_TRADES.export_numbers,
+                        zone=display_zone(request, platform))

@@ -142,7 +142,8 @@ def confirm_and_submit(request, draft: Draft, form, context: dict) -> HttpRespon
 @require_GET
 @staff_required
 def task_list(request, pk: int):
-    """The platform's tasks with live states (the rows partial is polled every second)."""
+    """The platform's tasks with live states (the rows partial is polled every second while a
+    task may still change, and not at all once every one is final)."""
     platform = get_visible_platform(request.user, pk)
     tasks = selectors.tasks_for(request.user, platform)
     state = request.GET.get("state")
@@ -150,7 +151,8 @@ def task_list(request, pk: int):
         tasks = tasks.filter(state=state)
     context = {"platform": platform, "tasks": selectors.visible_tasks(request.user, tasks[:200]),
                "states": TaskState.choices,
-               "state": state or ""}
+               "state": state or "",
+               "polling": selectors.has_unfinished_tasks(request.user, platform)}
     return render_page(request, "dashboard/trading/tasks.html", context, partial="task-rows")
 
 

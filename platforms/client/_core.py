@@ -4,6 +4,7 @@ client's error classes. Sending itself is :mod:`platforms.transport.core`."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Unpack
 
 import httpx
@@ -14,7 +15,14 @@ from .auth import ClientCredentialsAuth
 from .config import PlatformConfig
 from .errors import CircuitOpen, ConnectionNotMade, TransportError, WriteTransportError
 from .namespaces import MT4Namespace, MT5Namespace
-from .protocol import Operation, PreparedCall, interpret, prepare
+from .protocol import (
+    REQUEST_TIMEOUT_HEADER,
+    Operation,
+    PreparedCall,
+    format_deadline,
+    interpret,
+    prepare,
+)
 from .retry import should_retry
 
 __all__ = ["ClientCore"]
@@ -87,6 +95,15 @@ class ClientCore(transport.TransportCore[PreparedCall]):
     def _retry_kwargs(self, call: PreparedCall) -> dict:
         op, policy = call.op, self.retry_policy
         return transport.retry_kwargs(op.name, policy, lambda exc: should_retry(exc, op, policy))
+
+    def _with_deadline(self, call: PreparedCall, seconds: float) -> PreparedCall:
+        """The read with ``X-Request-Timeout`` lowered to what is left of the page's budget,
+        so the server answers ``Timeout`` in time instead of holding the page."""
+        deadline = min(call.deadline, round(seconds, 3))
+        if deadline >= call.deadline:
+            return call
+        headers = {**call.headers, REQUEST_TIMEOUT_HEADER: format_deadline(deadline)}
+        return dataclasses.replace(call, deadline=deadline, headers=headers)
 
     def _interpret(self, call: PreparedCall, status: int, headers: httpx.Headers,
                    content: bytes | bytearray) -> Any:

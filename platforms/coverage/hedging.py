@@ -135,7 +135,8 @@ class HedgeOutcome:
 
 def _send_once(client: BridgeClient, hedge: HedgeRequest, request_id: str) -> Task:
     if hedge.action == "open":
-        return client.submit_order(hedge.symbol, hedge.side, float(hedge.volume or 0),
+        # Our sides are lower case (forms, stored tasks); the bridge's wire spells them "BUY".
+        return client.submit_order(hedge.symbol, hedge.side.upper(), float(hedge.volume or 0),
                                    sl=hedge.sl, tp=hedge.tp, comment=hedge.comment,
                                    price=hedge.price, request_id=request_id)
     if hedge.action == "modify":

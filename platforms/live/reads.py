@@ -21,6 +21,7 @@ from platforms.connections import client_for, server_offset_minutes
 from platforms.mirror.models import MirrorAccount, MirrorClosedTrade, MirrorOpenTrade
 from platforms.models import AuditEvent, PlatformKind, TradePlatform
 from platforms.timezones import server_to_utc, utc_to_server
+from platforms.transport.interactive import concurrently
 
 PENDING_COMMANDS = frozenset({"BuyLimit", "SellLimit", "BuyStop", "SellStop"})
 MONEY_COMMANDS = frozenset({"Balance", "Credit"})
@@ -58,6 +59,8 @@ class AccountView:
     source: str = "live"
     as_of: datetime = field(default_factory=timezone.now)
     live_error: str = ""
+    #: the account currency (its money's decimals); the mirror's, as the WebAPI user has none
+    currency: str = ""
 
 
 @dataclass
@@ -77,6 +80,8 @@ class TradeRow:
     swap: float = 0.0
     profit: float = 0.0
     comment: str = ""
+    #: the symbol's digits (its prices' decimals)
+    digits: int | None = None
 
     @property
     def is_pending(self) -> bool:
@@ -112,7 +117,7 @@ def _from_mirror(row: MirrorAccount, error: str) -> AccountView:
         margin_level=row.margin_level, margin_state=row.margin_state, enabled=row.enabled,
         read_only=row.read_only, registered_at=row.registered_at,
         last_access_at=row.last_access_at, last_ip=row.last_ip, source="mirror",
-        as_of=row.last_seen_at, live_error=error,
+        as_of=row.last_seen_at, live_error=error, currency=row.currency,
     )
 
 
@@ -132,7 +137,11 @@ def _live_account(platform: TradePlatform, login: int) -> AccountView:
             last_access_at=_instant(user.last_access, minutes),
             last_ip=user.last_ip or "",
         )
-    user = client.mt4.user_record_get(login)
+    # Side by side: inside a page both share its interactive deadline (one wait, not two).
+    user, margin = concurrently(lambda: client.mt4.user_record_get(login),
+                                lambda: client.mt4.margin_level_get(login))
+    if isinstance(user, Exception):
+        raise user
     view = AccountView(
         login=user.login, name=user.name or "", group=user.group or "", email=user.email or "",
         phone=user.phone or "", country=user.country or "", city=user.city or "",
@@ -143,10 +152,10 @@ def _live_account(platform: TradePlatform, login: int) -> AccountView:
         last_access_at=_instant(user.last_date, minutes),
         last_ip=_ip(user.last_ip),
     )
-    try:
-        margin = client.mt4.margin_level_get(login)
-    except NotFound:
+    if isinstance(margin, NotFound):
         return view
+    if isinstance(margin, Exception):
+        raise margin
     view.equity, view.margin, view.free_margin = margin.equity, margin.margin, margin.free
     view.margin_level = margin.level if margin.margin else None
     view.margin_state = margin.level_type or ""
@@ -160,6 +169,8 @@ def account_view(user, platform: TradePlatform, login: int) -> AccountView:
     """
     try:
         view = _live_account(platform, login)
+        view.currency = (MirrorAccount.objects.filter(platform=platform, login=login)
+                         .values_list("currency", flat=True).first() or "")
     except NotFound as exc:
         raise Http404(f"Account {login} does not exist on {platform.name}") from exc
     except ManagerApiError as exc:
@@ -182,7 +193,7 @@ def _rows_from_mt4(trades, minutes: int) -> list[TradeRow]:
             open_price=t.open_price, sl=t.sl, tp=t.tp,
             close_time=_instant(t.close_time, minutes),
             close_price=t.close_price, commission=t.commission, swap=t.storage, profit=t.profit,
-            comment=t.comment or "",
+            comment=t.comment or "", digits=t.digits,
         )
         for t in trades
     ]
@@ -196,6 +207,7 @@ def _rows_from_mirror(rows) -> list[TradeRow]:
             tp=t.tp, close_time=getattr(t, "close_time", None),
             close_price=getattr(t, "close_price", getattr(t, "current_price", 0.0)),
             commission=t.commission, swap=t.swap, profit=t.profit, comment=t.comment,
+            digits=t.digits,
         )
         for t in rows
     ]
@@ -208,19 +220,57 @@ class TradeList:
     live_error: str = ""
 
 
+def _live_open_trades(platform: TradePlatform, login: int, group: str) -> TradeList:
+    """The MT4 live read alone (no ORM: it may run in :func:`concurrently`'s pool)."""
+    trades = client_for(platform).mt4.trades_get_by_login(login, group)
+    # the zone as already known (no ORM here): callers ask server_offset_minutes first
+    live = _rows_from_mt4(trades, platform.utc_offset_minutes)
+    return TradeList(sorted(live, key=lambda r: r.ticket))
+
+
+def _mirror_open_trades(platform: TradePlatform, login: int, error: str) -> TradeList:
+    rows = MirrorOpenTrade.objects.filter(platform=platform, login=login).order_by("ticket")
+    return TradeList(_rows_from_mirror(rows), "mirror", error)
+
+
 def open_trades(platform: TradePlatform, account: AccountView) -> TradeList:
     """Open market trades and pending orders of one account."""
-    if platform.kind == PlatformKind.MT4:
-        try:
-            trades = client_for(platform).mt4.trades_get_by_login(account.login, account.group)
-            live = _rows_from_mt4(trades, server_offset_minutes(platform))
-            return TradeList(sorted(live, key=lambda r: r.ticket))
-        except ManagerApiError as exc:
-            error = str(exc)
-    else:
-        error = "MT5 offers no per-account live read; showing the mirror"
-    rows = MirrorOpenTrade.objects.filter(platform=platform, login=account.login).order_by("ticket")
-    return TradeList(_rows_from_mirror(rows), "mirror", error)
+    if platform.kind != PlatformKind.MT4:
+        return _mirror_open_trades(
+            platform, account.login, "MT5 offers no per-account live read; showing the mirror")
+    server_offset_minutes(platform)  # known before the read (which may run in a pool)
+    try:
+        return _live_open_trades(platform, account.login, account.group)
+    except ManagerApiError as exc:
+        return _mirror_open_trades(platform, account.login, str(exc))
+
+
+def account_with_open_trades(user, platform: TradePlatform,
+                             login: int) -> tuple[AccountView, TradeList]:
+    """:func:`account_view` and :func:`open_trades` of the same account, read side by side.
+
+    The trades read needs the account's group, so it is sent with the mirror's; in the rare
+    case the live account has moved group since, it is read again with the live one.
+    Raises what :func:`account_view` raises.
+    """
+    known = MirrorAccount.objects.filter(platform=platform, login=login).values_list(
+        "group", flat=True).first()
+    if platform.kind != PlatformKind.MT4 or known is None:
+        account = account_view(user, platform, login)
+        return account, open_trades(platform, account)
+    server_offset_minutes(platform)  # the zone known (ORM, this thread) before the pool reads
+    # account_view touches the ORM, so it runs first, in this thread (see concurrently).
+    account, trades = concurrently(lambda: account_view(user, platform, login),
+                                   lambda: _live_open_trades(platform, login, known))
+    if isinstance(account, Exception):
+        raise account
+    if isinstance(trades, ManagerApiError):
+        return account, _mirror_open_trades(platform, login, str(trades))
+    if isinstance(trades, Exception):
+        raise trades
+    if account.group != known:
+        return account, open_trades(platform, account)
+    return account, trades
 
 
 def closed_trades(

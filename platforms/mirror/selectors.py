@@ -37,6 +37,14 @@ def mirror_closed_trades(user, platform: TradePlatform):
     )
 
 
+def with_account_currency(trades):
+    """``trades`` with each row's account ``currency`` (its money's decimals: JPY has none),
+    read by a correlated lookup on the account's unique key, so only the shown page pays."""
+    currency = MirrorAccount.objects.filter(
+        platform_id=OuterRef("platform_id"), login=OuterRef("login")).values("currency")[:1]
+    return trades.annotate(currency=Subquery(currency))
+
+
 def mirror_state(platform: TradePlatform):
     """When the mirror was last refreshed (None before the first run)."""
     return MirrorState.objects.filter(platform=platform).first()

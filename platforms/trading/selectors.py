@@ -17,7 +17,7 @@ from platforms.connections import client_for
 from platforms.mirror.models import MirrorAccount
 from platforms.models import AuditEvent, TradePlatform
 from platforms.trading import kinds as ops
-from platforms.trading.models import TradeTask
+from platforms.trading.models import FINAL_STATES, TradeTask
 
 CENT = Decimal("0.01")
 
@@ -164,6 +164,12 @@ def tasks_for(user, platform: TradePlatform) -> QuerySet[TradeTask]:
                   .values("login"))
         tasks = tasks.filter(Q(login__isnull=True) | Q(login__in=logins))
     return tasks
+
+
+def has_unfinished_tasks(user, platform: TradePlatform) -> bool:
+    """Whether any of the platform's tasks ``user`` sees may still change state: the task list
+    polls only while one may (an idle list costs no request a second)."""
+    return tasks_for(user, platform).exclude(state__in=FINAL_STATES).exists()
 
 
 def audit_events(user) -> QuerySet[AuditEvent]:

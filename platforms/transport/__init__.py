@@ -10,6 +10,7 @@ only its wire.
 No Django imports: used from views, Celery tasks, Channels consumers and benchmarks.
 """
 
+from . import interactive
 from .auth import Credential, CredentialFlow, RefreshingAuth
 from .breaker import (
     CircuitBreaker,
@@ -60,6 +61,7 @@ __all__ = [
     "breaker_for",
     "configure_breakers",
     "counts_as_failure",
+    "interactive",
     "request_url",
     "reset_breakers",
     "retry_kwargs",

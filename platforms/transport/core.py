@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar
 import httpx
 import tenacity
 
+from . import interactive
 from .breaker import CircuitBreaker
 from .errors import CircuitOpen, MaybeSent, NothingSent
 from .retry import RetryPolicy
@@ -226,6 +227,33 @@ class TransportCore(Generic[C]):
         """Extra fields the client's transport errors carry (e.g. a write's request id)."""
         return {}
 
+    def _with_deadline(self, call: C, seconds: float) -> C:
+        """``call`` telling its upstream to give up after ``seconds`` (a wire with a deadline
+        header overrides this; the core itself caps how long it waits either way)."""
+        return call
+
+    # ------------------------------------------------------------------ interactive budget
+    def _bounded(self, call: C) -> tuple[C, dict]:
+        """``call`` and its tenacity arguments, within the page's interactive budget when one
+        is open and ``call`` is a read (see :mod:`.interactive`); unchanged otherwise."""
+        kwargs = self._retry_kwargs(call)
+        limit = interactive.budget()
+        if limit is None or call.write:
+            return call, kwargs
+        if limit.spent():
+            # Raised before the breaker: a page out of time says nothing about the target.
+            raise self.failures.nothing_sent(
+                message=f"{call.operation} not sent: the page's {limit.seconds:g} s for live "
+                        f"reads were spent", operation=call.operation,
+                **self._failure_details(call))
+        wire_rule = kwargs["retry"]
+        # Only a connection that was never made is tried again, and only while time is left:
+        # a read that timed out (or whose answer was lost) would just time out again.
+        kwargs["retry"] = tenacity.retry_all(
+            wire_rule, tenacity.retry_if_exception(
+                lambda exc: isinstance(exc, NothingSent) and not limit.spent()))
+        return self._with_deadline(call, limit.deadline()), kwargs
+
     # ------------------------------------------------------------------ failures
     @contextlib.contextmanager
     def _mapped_failures(
@@ -255,8 +283,14 @@ class TransportCore(Generic[C]):
                                      **self._failure_details(call))
 
     def _request_options(self, call: C) -> dict[str, Any]:
+        timeout = self._timeout(call.timeout)
+        limit = interactive.budget()
+        if limit is not None and not call.write:
+            wait = limit.wait()
+            timeout = httpx.Timeout(min(call.timeout, wait),
+                                    connect=min(self._connect_timeout, wait))
         return {"params": call.params, "headers": call.headers, "content": call.content,
-                "extensions": call.extensions, "timeout": self._timeout(call.timeout)}
+                "extensions": call.extensions, "timeout": timeout}
 
 
 class SyncTransport(TransportCore[C]):
@@ -302,7 +336,8 @@ class SyncTransport(TransportCore[C]):
 
     def _send(self, call: C) -> Any:
         """``call`` through the breaker, retried as the wire allows."""
-        return tenacity.Retrying(**self._retry_kwargs(call))(self._attempt, call)
+        call, retry = self._bounded(call)
+        return tenacity.Retrying(**retry)(self._attempt, call)
 
 
 class AsyncTransport(TransportCore[C]):
@@ -350,4 +385,5 @@ class AsyncTransport(TransportCore[C]):
 
     async def _send(self, call: C) -> Any:
         """``call`` through the breaker, retried as the wire allows."""
-        return await tenacity.AsyncRetrying(**self._retry_kwargs(call))(self._attempt, call)
+        call, retry = self._bounded(call)
+        return await tenacity.AsyncRetrying(**retry)(self._attempt, call)

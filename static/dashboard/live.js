@@ -60,7 +60,53 @@ function collect() {
   };
 }
 
-const fmt = (v) => (v === null || v === undefined ? "" : Number(v).toFixed(2));
+// Numbers read the same as on the server (dashboard/numbers.py, which holds the rules): a
+// cell says its kind in data-kind and its decimals in data-digits (the currency's for money,
+// the symbol's for prices); a negative figure gets the class "neg".
+const NO_VALUE = "\u2014";
+const UNKNOWN_DIGITS_MAX = 8;
+const numberFormats = {};
+
+// The fixed decimals of a kind; null: a price whose digits are unknown (up to 8, zeros cut).
+function decimalsFor(kind, digits) {
+  const d = digits === null || digits === undefined || digits === "" ? NaN : Number(digits);
+  const valid = Number.isInteger(d) && d >= 0 && d <= 20;
+  if (kind === "money") return valid ? d : 2;
+  if (kind === "lots" || kind === "percent") return 2;
+  if (kind === "price" || kind === "stop") return valid ? d : null;
+  throw new Error(`unknown number kind ${kind}`);
+}
+
+function formatNumber(value, kind, digits) {
+  const places = decimalsFor(kind, digits);
+  if (value === null || value === undefined || typeof value === "boolean") return NO_VALUE;
+  if (typeof value === "string" && !value.trim()) return NO_VALUE;
+  const n = typeof value === "number" ? value : Number(String(value).trim());
+  if (!Number.isFinite(n) || (kind === "stop" && n === 0)) return NO_VALUE;
+  const price = kind === "price" || kind === "stop";
+  const min = places === null ? 0 : places;
+  const max = places === null ? UNKNOWN_DIGITS_MAX : places;
+  const key = `${min}:${max}:${price}`;
+  const format = (numberFormats[key] ||= new Intl.NumberFormat("en-US", {
+    minimumFractionDigits: min,
+    maximumFractionDigits: max,
+    useGrouping: !price,
+    roundingMode: "halfExpand",
+    signDisplay: "negative",
+  }));
+  const text = format.format(n);
+  return kind === "percent" ? `${text} %` : text;
+}
+
+// Write a value into a number cell with the cell's own kind and digits (default: money).
+function setNumber(cell, value, kind) {
+  const k = cell.dataset.kind || kind || "money";
+  const text = formatNumber(value, k, cell.dataset.digits);
+  cell.textContent = text;
+  cell.classList.toggle("neg", text.startsWith("-"));
+}
+window.formatNumber = formatNumber;
+
 // The mirror's column names on list pages and the account card, mapped to the feed's.
 const ALIAS = { free_margin: "free", margin_level: "level" };
 
@@ -223,7 +269,9 @@ class Live {
       for (const cell of el.querySelectorAll("[data-field]")) {
         const f = ALIAS[cell.dataset.field] || cell.dataset.field;
         if (f === "equity" || f === "margin" || f === "free" || f === "level") {
-          if (data[f] !== null && data[f] !== undefined) cell.textContent = fmt(data[f]);
+          if (data[f] === null || data[f] === undefined) continue;
+          if (live) flash(cell, cell.textContent, data[f]);
+          setNumber(cell, data[f], f === "level" ? "percent" : "money");
         } else if (f === "group" && data.group) cell.textContent = data.group;
         else if (f === "band" && band) cell.textContent = `${Math.round(band[0])} / ${Math.round(band[1])}`;
       }
@@ -286,8 +334,8 @@ class Live {
     for (const el of document.querySelectorAll(`[data-live-symbol="${pk}:${symbol}"]`)) {
       const b = el.querySelector('[data-field="bid"]');
       const a = el.querySelector('[data-field="ask"]');
-      if (b) { flash(b, b.textContent, bid); b.textContent = bid; }
-      if (a) { flash(a, a.textContent, ask); a.textContent = ask; }
+      if (b) { flash(b, b.textContent, bid); setNumber(b, bid, "price"); }
+      if (a) { flash(a, a.textContent, ask); setNumber(a, ask, "price"); }
       el.dispatchEvent(new CustomEvent("live:quote", { bubbles: true, detail: { symbol, bid, ask } }));
     }
   }
@@ -311,7 +359,7 @@ class Live {
       osc.stop(ctx.currentTime + 0.2);
     } catch (e) { /* no audio */ }
     if ("Notification" in window && Notification.permission === "granted") {
-      new Notification(`Margin call: ${data.login}`, { body: `Level ${fmt(data.level)} %` });
+      new Notification(`Margin call: ${data.login}`, { body: `Level ${formatNumber(data.level, "percent")}` });
     }
   }
 }
@@ -329,7 +377,7 @@ document.addEventListener("live:event", (event) => {
     const cell = row.querySelector('[data-field="profit"]');
     if (cell && e.profit !== undefined && e.profit !== null) {
       flash(cell, cell.textContent, e.profit);
-      cell.textContent = fmt(e.profit);
+      setNumber(cell, e.profit, "money");
     }
   }
 });

@@ -6,6 +6,9 @@
 //   data-poll-seconds-offline="2" data-poll-seconds-live="15"
 //       sends the element an htmx "poll" event every so often: the first period while the live
 //       socket is down (or the page has none), the second while it is open.
+//   html.htmx-busy                          while any htmx request is out (dashboard.css draws a
+//       thin bar along the window's top edge after 150 ms, so a quick poll does not flicker).
+//   table.grid td cut with an ellipsis      gets its whole text as its title (shown on hover).
 //
 // Requests that the page makes by itself (polls, triggers from the socket, `load`) carry
 // X-Dashboard-Background: they do not count as the user's activity for the session's idle expiry.
@@ -39,5 +42,48 @@
   }
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-poll-seconds-offline]").forEach(schedulePoll);
+  });
+
+  // Waiting: every htmx request, whatever ends it (answer, network error, timeout, abort).
+  var outstanding = new Set();
+  function settle(event) {
+    outstanding.delete(event.detail.xhr);
+    document.documentElement.classList.toggle("htmx-busy", outstanding.size > 0);
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    outstanding.add(event.detail.xhr);
+    document.documentElement.classList.add("htmx-busy");
+  });
+  ["htmx:afterRequest", "htmx:sendError", "htmx:timeout", "htmx:xhr:abort"].forEach(function (name) {
+    document.addEventListener(name, settle);
+  });
+
+  // A cell cut short by its column's width says its whole value on hover.
+  function titleCutCells(root) {
+    root.querySelectorAll("table.grid td:not(.num)").forEach(titleIfCut);
+  }
+  function titleIfCut(td) {
+    if (td.title && !td.dataset.autoTitle) return; // a title the server gave wins
+    if (td.scrollWidth > td.clientWidth) {
+      td.title = td.textContent.trim();
+      td.dataset.autoTitle = "1";
+    } else if (td.dataset.autoTitle) {
+      td.removeAttribute("title");
+      delete td.dataset.autoTitle;
+    }
+  }
+  document.addEventListener("mouseover", function (event) {
+    var td = event.target.closest && event.target.closest("table.grid td:not(.num)");
+    if (td) titleIfCut(td);
+  });
+  document.addEventListener("htmx:afterSettle", function (event) { titleCutCells(event.target); });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var bar = document.createElement("div");
+    bar.className = "busy-bar";
+    bar.id = "busy-bar";
+    bar.setAttribute("aria-hidden", "true");
+    document.body.prepend(bar);
+    titleCutCells(document);
   });
 })();

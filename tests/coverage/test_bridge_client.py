@@ -76,7 +76,7 @@ def test_sync_reads_are_typed_records(wire: Wire) -> None:
 
 
 def test_sync_order_is_queued_then_reconciled_by_task_id(wire: Wire) -> None:
-    body = {"symbol": "NZDUSD", "type": "buy", "volume": 0.1, "comment": "hedge 1"}
+    body = {"symbol": "NZDUSD", "type": "BUY", "volume": 0.1, "comment": "hedge 1"}
     with _client(wire, 900002) as client:
         task = client.submit_order(**body, request_id="hedge-" + uuid.uuid4().hex)
         assert task.status == "queued" and not task.replayed and task.ticket is None
@@ -93,7 +93,7 @@ def test_sync_order_is_queued_then_reconciled_by_task_id(wire: Wire) -> None:
         with pytest.raises(NotFound):
             client.modify_order("task_missing", sl=0.5)
         with pytest.raises(ValidationError):
-            client.submit_order("EURUSD", "buy", 0.001)
+            client.submit_order("EURUSD", "BUY", 0.001)
 
         closing = client.close_position(done.ticket, 0.05)
         assert closing.action == "close" and closing.status == "queued"
@@ -105,8 +105,8 @@ def test_every_write_carries_a_request_id(wire: Wire) -> None:
     config = bridge_config(wire.info)
     with BridgeClient(config, breaker=fresh_breaker(), retry=FAST_RETRY,
                       event_hooks={"request": [sent.append]}) as client:
-        client.submit_order("EURUSD", "sell", 0.1)
-        task = client.submit_order("EURUSD", "sell", 0.1)
+        client.submit_order("EURUSD", "SELL", 0.1)
+        task = client.submit_order("EURUSD", "SELL", 0.1)
         with pytest.raises(NotFound):
             client.close_position(999_999_999)
         assert task.request_id
@@ -120,7 +120,7 @@ def test_an_expired_session_is_reopened_and_the_call_succeeds(wire: Wire) -> Non
         client.account()
         first = client.auth.session_id
         wire.control("POST", "/sessions/expire", json={"sessionId": first})
-        body = {"symbol": "EURUSD", "type": "buy", "volume": 0.1}
+        body = {"symbol": "EURUSD", "type": "BUY", "volume": 0.1}
         task = client.submit_order(**body)  # 401 → reopen → the same request resent
         assert task.status == "queued"
         assert client.auth.sessions_opened == 2 and client.auth.session_id != first
@@ -192,7 +192,7 @@ def test_bridge_unavailable_opens_the_breaker_after_n_failures(wire: Wire) -> No
 def test_writes_are_not_retried_on_502(wire: Wire) -> None:
     wire.fault(operation="orders.submit", error="BridgeUnavailable", times=1)
     with _client(wire) as client, pytest.raises(BridgeUnavailable) as failed:
-        client.submit_order("EURUSD", "buy", 0.1, request_id="once-" + uuid.uuid4().hex)
+        client.submit_order("EURUSD", "BUY", 0.1, request_id="once-" + uuid.uuid4().hex)
     assert failed.value.request_id.startswith("once-")
     assert wire.op_stats("orders.submit") == {"received": 1, "executed": 0}
 
@@ -201,7 +201,7 @@ def test_a_write_whose_answer_is_lost_is_replayed_with_its_request_id(wire: Wire
     wire.fault(operation="orders.submit", latency=0.8, times=1)
     with _client(wire, 900003, timeout=0.5) as client:
         client.session()
-        task = client.submit_order("USDCHF", "sell", 0.1, request_id="lost-" + uuid.uuid4().hex)
+        task = client.submit_order("USDCHF", "SELL", 0.1, request_id="lost-" + uuid.uuid4().hex)
         assert task.replayed  # the second attempt got the first attempt's task
     time.sleep(0.5)
     stats = wire.op_stats("orders.submit")
@@ -232,7 +232,7 @@ def test_no_secret_in_logs_reprs_or_errors(wire: Wire, caplog) -> None:
         client.account()
         sessions.append(client.auth.session_id)
         wire.control("POST", "/sessions/expire")
-        client.submit_order("EURUSD", "buy", 0.1)
+        client.submit_order("EURUSD", "BUY", 0.1)
         sessions.append(client.auth.session_id)
         client.session()
         client.heartbeat()
@@ -255,7 +255,7 @@ async def test_async_reads_writes_and_execution_event(wire: Wire) -> None:
         assert account.login == 900005
         assert (await client.session()).login == 900005
         async with client.events(["order"]) as stream:
-            task = await client.submit_order("EURUSD", "buy", 0.1,
+            task = await client.submit_order("EURUSD", "BUY", 0.1,
                                              request_id="async-" + uuid.uuid4().hex)
             assert task.status == "queued"
             event = await stream.next(timeout=5)
@@ -263,7 +263,7 @@ async def test_async_reads_writes_and_execution_event(wire: Wire) -> None:
         assert event.data.task_id == task.task_id and event.data.status == "executed"
         positions = await client.positions()
         assert [p.ticket for p in positions.by_task(task.task_id)] == [event.data.ticket]
-        replay = await client.submit_order("EURUSD", "buy", 0.1, request_id=task.request_id)
+        replay = await client.submit_order("EURUSD", "BUY", 0.1, request_id=task.request_id)
         assert replay.replayed and replay.status == "executed"
 
 

@@ -57,7 +57,7 @@ def test_a_submitted_order_arrives_as_an_execution_event(wire: Wire) -> None:
         assert _subscribe(ws, ["order"])["channels"] == ["order"]
         rid = str(uuid.uuid4())
         queued = wire.write("POST", "/orders", session,
-                            {"symbol": "AUDUSD", "type": "sell", "volume": 0.2}, request_id=rid)
+                            {"symbol": "AUDUSD", "type": "SELL", "volume": 0.2}, request_id=rid)
         event = _until(ws, lambda f: f.get("channel") == "order")
     data = event["data"]
     assert data["event"] == "execution" and data["taskId"] == queued.json()["taskId"]
@@ -87,7 +87,7 @@ def test_account_and_profit_channels_follow_the_account(wire: Wire) -> None:
         assert _subscribe(ws, ["account", "on-profit"])["channels"] == ["account", "profit"]
         snapshot = _until(ws, lambda f: f.get("channel") == "account")
         assert snapshot["data"]["login"] == 900005
-        wire.write("POST", "/orders", session, {"symbol": "XAUUSD", "type": "buy",
+        wire.write("POST", "/orders", session, {"symbol": "XAUUSD", "type": "BUY",
                                                 "volume": 0.1})
         changed = _until(ws, lambda f: f.get("channel") == "account" and f["data"]["margin"] > 0)
         assert changed["data"]["equity"] > 0

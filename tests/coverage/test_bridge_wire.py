@@ -150,7 +150,7 @@ def test_a_market_order_is_queued_then_filled_at_the_ask(wire: Wire) -> None:
     session = wire.open()
     ask = next(s["ask"] for s in wire.get("/symbols", session).json()["symbols"]
                if s["symbol"] == "USDJPY")
-    body = {"symbol": "USDJPY", "type": "buy", "volume": 0.3, "sl": 0, "tp": 0,
+    body = {"symbol": "USDJPY", "type": "BUY", "volume": 0.3, "sl": 0, "tp": 0,
             "comment": "hedge"}
     rid = str(uuid.uuid4())
     queued = wire.write("POST", "/orders", session, body, request_id=rid)
@@ -166,9 +166,37 @@ def test_a_market_order_is_queued_then_filled_at_the_ask(wire: Wire) -> None:
     assert mine[0]["volume"] == 0.3 and mine[0]["openPrice"] == ask
 
 
+#: The order payload as a broker's order engine writes it (issue 22), byte for byte.
+SEED_ORDER = (b'{"symbol": "EURUSD", "type": "BUY", "volume": 0.2, "sl": 1.0735, "tp": 1.0790, '
+              b'"comment": "alpha-engine"}')
+
+
+def test_the_documented_example_order_is_accepted_verbatim(wire: Wire) -> None:
+    session = wire.open()
+    answer = wire.http.post(f"{wire.base}/orders", content=SEED_ORDER, headers={
+        **wire.key(), "x-session-id": session, "Content-Type": "application/json",
+        "x-request-id": str(uuid.uuid4())})
+    assert answer.status_code == 202, answer.text
+    task = answer.json()
+    assert task["status"] == "queued" and task["taskId"].startswith("task_")
+    assert (task["symbol"], task["type"], task["volume"]) == ("EURUSD", "BUY", 0.2)
+
+
+@pytest.mark.parametrize("spelling", ["buy", "Buy", "buy_limit", "BUY-LIMIT", "OP_BUY", " BUY",
+                                      0, None, ["BUY"]])
+def test_other_spellings_of_the_order_type_are_refused(wire: Wire, spelling) -> None:
+    session = wire.open()
+    tasks = wire.control("GET", "").json()["tasks"]
+    body = {"symbol": "EURUSD", "type": spelling, "volume": 0.2, "price": 1.07}
+    error = _error(wire.write("POST", "/orders", session, body, request_id=str(uuid.uuid4())),
+                   400, "ValidationError")
+    assert "BUY, SELL, BUY_LIMIT, SELL_LIMIT, BUY_STOP, SELL_STOP" in error["message"]
+    assert wire.control("GET", "").json()["tasks"] == tasks
+
+
 def test_request_id_replays_the_same_task_and_conflicts_on_another_payload(wire: Wire) -> None:
     session = wire.open(900002)
-    body = {"symbol": "EURUSD", "type": "sell", "volume": 0.1, "sl": 0, "tp": 0, "comment": ""}
+    body = {"symbol": "EURUSD", "type": "SELL", "volume": 0.1, "sl": 0, "tp": 0, "comment": ""}
     rid = str(uuid.uuid4())
     first = wire.write("POST", "/orders", session, body, request_id=rid)
     again = wire.write("POST", "/orders", session, dict(reversed(body.items())), request_id=rid)
@@ -191,13 +219,13 @@ def test_request_id_replays_the_same_task_and_conflicts_on_another_payload(wire:
 def test_modify_before_execution_and_conflict_after(wire: Wire) -> None:
     session = wire.open()
     wire.control("POST", "/execution", json={"paused": True})
-    task = wire.write("POST", "/orders", session, {"symbol": "GBPUSD", "type": "buy",
+    task = wire.write("POST", "/orders", session, {"symbol": "GBPUSD", "type": "BUY",
                                                    "volume": 0.2}).json()
     changed = wire.write("PATCH", f"/orders/{task['taskId']}", session, {"volume": 0.4,
                                                                          "comment": "resized"})
     assert changed.status_code == 200
     assert changed.json()["volume"] == 0.4 and changed.json()["status"] == "queued"
-    _error(wire.write("PATCH", f"/orders/{task['taskId']}", session, {"type": "sell"}),
+    _error(wire.write("PATCH", f"/orders/{task['taskId']}", session, {"type": "SELL"}),
            400, "ValidationError")
     _error(wire.write("PATCH", "/orders/task_unknown", session, {"volume": 1}), 404,
            "NotFound")
@@ -211,7 +239,7 @@ def test_modify_before_execution_and_conflict_after(wire: Wire) -> None:
 
 def test_close_reduces_then_closes_a_position(wire: Wire) -> None:
     session = wire.open(900003)
-    body = {"symbol": "EURUSD", "type": "buy", "volume": 1.0}
+    body = {"symbol": "EURUSD", "type": "BUY", "volume": 1.0}
     rid = str(uuid.uuid4())
     wire.write("POST", "/orders", session, body, request_id=rid)
     opened = _wait_task(wire, session, body, rid)
@@ -243,12 +271,12 @@ def test_pending_order_rests_then_is_cancelled_by_close(wire: Wire) -> None:
     session = wire.open(900004)
     bid = next(s["bid"] for s in wire.get("/symbols", session).json()["symbols"]
                if s["symbol"] == "EURUSD")
-    body = {"symbol": "EURUSD", "type": "buy_limit", "volume": 0.1, "price": round(bid - 0.01, 5)}
+    body = {"symbol": "EURUSD", "type": "BUY_LIMIT", "volume": 0.1, "price": round(bid - 0.01, 5)}
     rid = str(uuid.uuid4())
     wire.write("POST", "/orders", session, body, request_id=rid)
     task = _wait_task(wire, session, body, rid)
     orders = wire.get("/positions", session).json()["orders"]
-    assert [o["type"] for o in orders if o.get("taskId") == task["taskId"]] == ["buy_limit"]
+    assert [o["type"] for o in orders if o.get("taskId") == task["taskId"]] == ["BUY_LIMIT"]
     wire.write("POST", f"/positions/{task['ticket']}/close", session, {})
     time.sleep(0.5)
     assert not [o for o in wire.get("/positions", session).json()["orders"]
@@ -259,7 +287,7 @@ def test_an_order_the_terminal_refuses_is_rejected_with_its_reason(wire: Wire) -
     session = wire.open()
     ask = next(s["ask"] for s in wire.get("/symbols", session).json()["symbols"]
                if s["symbol"] == "EURUSD")
-    body = {"symbol": "EURUSD", "type": "buy", "volume": 0.1, "sl": round(ask + 0.01, 5)}
+    body = {"symbol": "EURUSD", "type": "BUY", "volume": 0.1, "sl": round(ask + 0.01, 5)}
     rid = str(uuid.uuid4())
     assert wire.write("POST", "/orders", session, body, request_id=rid).status_code == 202
     task = _wait_task(wire, session, body, rid)
@@ -267,15 +295,15 @@ def test_an_order_the_terminal_refuses_is_rejected_with_its_reason(wire: Wire) -
 
 
 @pytest.mark.parametrize("body", [
-    {"symbol": "EURUSD", "type": "buy"},
-    {"symbol": "EURUSD", "type": "buy", "volume": 0.015},
-    {"symbol": "EURUSD", "type": "buy", "volume": 500},
+    {"symbol": "EURUSD", "type": "BUY"},
+    {"symbol": "EURUSD", "type": "BUY", "volume": 0.015},
+    {"symbol": "EURUSD", "type": "BUY", "volume": 500},
     {"symbol": "EURUSD", "type": "hold", "volume": 1},
-    {"symbol": "NOPE", "type": "buy", "volume": 1},
-    {"symbol": "EURUSD", "type": "buy_limit", "volume": 1},
-    {"symbol": "EURUSD", "type": "buy", "volume": 1, "price": 1.1},
-    {"symbol": "EURUSD", "type": "buy", "volume": 1, "comment": "x" * 40},
-    {"symbol": "EURUSD", "type": "buy", "volume": 1, "leverage": 3},
+    {"symbol": "NOPE", "type": "BUY", "volume": 1},
+    {"symbol": "EURUSD", "type": "BUY_LIMIT", "volume": 1},
+    {"symbol": "EURUSD", "type": "BUY", "volume": 1, "price": 1.1},
+    {"symbol": "EURUSD", "type": "BUY", "volume": 1, "comment": "x" * 40},
+    {"symbol": "EURUSD", "type": "BUY", "volume": 1, "leverage": 3},
     ["not", "an", "object"],
 ])
 def test_bad_orders_are_refused_and_nothing_is_queued(wire: Wire, body) -> None:
@@ -288,7 +316,7 @@ def test_bad_orders_are_refused_and_nothing_is_queued(wire: Wire, body) -> None:
 
 def test_bad_request_ids_are_refused(wire: Wire) -> None:
     session = wire.open()
-    body = {"symbol": "EURUSD", "type": "buy", "volume": 0.1}
+    body = {"symbol": "EURUSD", "type": "BUY", "volume": 0.1}
     for rid in ("x" * 200, "has space"):
         _error(wire.write("POST", "/orders", session, body, request_id=rid), 400,
                "ValidationError")
@@ -301,7 +329,7 @@ def test_rate_limit_fault_answers_429_with_retry_after_and_runs_nothing(wire: Wi
     session = wire.open()
     wire.fault(operation="orders.submit", error="RateLimited", retryAfter=2, times=1)
     answer = wire.write("POST", "/orders", session,
-                        {"symbol": "EURUSD", "type": "buy", "volume": 0.1})
+                        {"symbol": "EURUSD", "type": "BUY", "volume": 0.1})
     error = _error(answer, 429, "RateLimited")
     assert answer.headers["Retry-After"] == "2" and error["retryAfter"] == 2
     assert wire.op_stats("orders.submit") == {"received": 1, "executed": 0}

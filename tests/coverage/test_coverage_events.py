@@ -83,7 +83,7 @@ async def test_fills_reach_the_snapshot_through_keepalive_expiry_and_drops(desk,
             comment = f"ev {step}"
             answer = await asyncio.to_thread(
                 wire.write, "POST", "/orders", session,
-                {"symbol": "NZDUSD", "type": "sell", "volume": 0.2, "sl": 0, "tp": 0,
+                {"symbol": "NZDUSD", "type": "SELL", "volume": 0.2, "sl": 0, "tp": 0,
                  "comment": comment})
             assert answer.status_code == 202, answer.text
 

@@ -124,7 +124,7 @@ def test_a_hedge_fill_reaches_the_open_page_within_a_second(desk, wire, client, 
     before = _row(page, "AUDUSD", "coverage-net") or 0.0
     session = wire.open(900005)
     started = time.monotonic()
-    answer = wire.write("POST", "/orders", session, {"symbol": "AUDUSD", "type": "buy",
+    answer = wire.write("POST", "/orders", session, {"symbol": "AUDUSD", "type": "BUY",
                                                      "volume": 1.25, "sl": 0, "tp": 0,
                                                      "comment": "browser hedge"})
     assert answer.status_code == 202, answer.text

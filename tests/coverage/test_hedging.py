@@ -49,7 +49,7 @@ def test_hedges_run_exactly_once_under_lost_answers_and_502s(lp, wire):
         assert task.request_id in (None, request_id)
         [position] = by_task[task.task_id]  # exactly one position per request id
         assert position["volume"] == pytest.approx(hedge.volume)
-        assert position["type"] == hedge.side
+        assert position["type"] == hedge.side.upper()  # the bridge's spelling on the wire
 
 
 def test_a_refused_hedge_is_final_and_a_reused_id_with_another_body_is_a_conflict(lp, wire):

@@ -28,8 +28,8 @@ from tests.support.staff import make_staff
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 #: Hedges placed on the LP for the test: (login, symbol, side, lots).
-HEDGES = [(900001, "EURUSD", "buy", 1.5), (900002, "EURUSD", "sell", 0.7),
-          (900003, "GBPUSD", "buy", 0.3), (900004, "USDJPY", "sell", 2.0)]
+HEDGES = [(900001, "EURUSD", "BUY", 1.5), (900002, "EURUSD", "SELL", 0.7),
+          (900003, "GBPUSD", "BUY", 0.3), (900004, "USDJPY", "SELL", 2.0)]
 
 
 @pytest.fixture
@@ -73,13 +73,13 @@ def _expected(lp, wire, mt4) -> dict[str, float]:
         session = wire.open(login)
         for position in wire.get("/positions", session).json()["positions"]:
             expected[position["symbol"]] -= position["volume"] * (
-                1 if position["type"] == "buy" else -1)
+                1 if position["type"] == "BUY" else -1)
     return dict(expected)
 
 
 def _csv(response) -> list[dict[str, str]]:
     assert response.status_code == 200
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
     return list(csv.DictReader(io.StringIO(body)))
 
 
@@ -90,7 +90,7 @@ def test_net_exposure_is_clients_net_minus_coverage_summed_from_the_sandbox(
     expected = _expected(lp, wire, mt4)
     assert any(abs(v) > 0.001 for v in expected.values())
 
-    rows = _csv(client.get(f"/platforms/{mt4.pk}/exposure/export.csv"))
+    rows = _csv(client.get(f"/platforms/{mt4.pk}/exposure/export.csv", {"raw": "1"}))
     got = {row["symbol"]: float(row["net_exposure_lots"]) for row in rows}
     symbols = {s for s, v in expected.items() if abs(v) > 1e-9} | {
         s for s, v in got.items() if abs(v) > 1e-9}
@@ -183,9 +183,9 @@ def test_net_exposure_is_pure_arithmetic_over_its_inputs():
               "USDJPY": {"bid": 150.0, "ask": 150.0, "contractSize": 100000,
                          "currencyProfit": "JPY"}}
     snapshot = CoverageSnapshot(1, "c", "lp", 9, None, None, [
-        {"symbol": "EURUSD", "type": "buy", "volume": 1.5, "profit": 20.0},
-        {"symbol": "GBPUSD", "type": "sell", "volume": 0.5, "profit": 1.0},
-        {"symbol": "EURUSD", "type": "buy_limit", "volume": 9.0, "profit": 0.0},
+        {"symbol": "EURUSD", "type": "BUY", "volume": 1.5, "profit": 20.0},
+        {"symbol": "GBPUSD", "type": "SELL", "volume": 0.5, "profit": 1.0},
+        {"symbol": "EURUSD", "type": "BUY_LIMIT", "volume": 9.0, "profit": 0.0},
     ], {})
     rows = {r.symbol: r for r in net_exposure(clients, [snapshot], quotes=quotes)}
     assert rows["EURUSD"].net == pytest.approx(0.5)

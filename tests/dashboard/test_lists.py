@@ -119,15 +119,15 @@ def test_column_choice_is_remembered_per_user(dealer, platform, accounts):
                            {"columns": ["login", "equity", "margin_level"]})
     assert response.status_code == 302
     page = _get(dealer, "accounts", platform).content.decode()
-    assert "Alice Low" not in page and "Level %" in page
+    assert "Alice Low" not in page and "Margin level" in page
     assert ListPreference.objects.get().columns == ["login", "equity", "margin_level"]
 
 
 def test_export_streams_the_filtered_sorted_view(dealer, platform, accounts):
     response = _get(dealer, "accounts-export", platform, group="real\\*", sort="-margin_level")
     assert response.streaming
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0][0] == "login" and "email" not in rows[0]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    assert rows[0][0] == "Login" and "Email" not in rows[0]
     assert [r[0] for r in rows[1:]] == ["1002", "1001"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -11,18 +13,28 @@ from platforms.mirror.models import MirrorGroup, MirrorSymbol
 from tests.factories import MirrorAccountFactory
 
 
-def _symbol(platform, name="EURUSD"):
-    return MirrorSymbol.objects.create(platform=platform, symbol=name, digits=5,
+def _symbol(platform, name="EURUSD", digits=5):
+    return MirrorSymbol.objects.create(platform=platform, symbol=name, digits=digits,
                                        contract_size=100000, last_seen_at=timezone.now())
 
 
-def test_symbols_show_spec_and_live_bid_ask(dealer_client, sandbox_platforms):
+def _cell(page: str, symbol: str, field: str) -> str:
+    row = page[page.index(f':{symbol}"'):]
+    return re.search(rf'data-field="{field}">([^<]*)<', row).group(1)
+
+
+def test_symbols_show_spec_and_live_bid_ask_with_the_symbols_digits(dealer_client,
+                                                                     sandbox_platforms):
     mt4, _ = sandbox_platforms
-    _symbol(mt4)
-    live = client_for(mt4).mt4.symbol_info_get("EURUSD")
+    _symbol(mt4, "GBPUSD", digits=5)
+    _symbol(mt4, "US500", digits=1)
     page = dealer_client.get(reverse("dashboard:symbols", args=[mt4.pk])).content.decode()
-    assert f'data-live-symbol="{mt4.pk}:EURUSD"' in page
-    assert f'data-field="bid">{live.bid}<' in page
+    assert f'data-live-symbol="{mt4.pk}:GBPUSD"' in page
+    for symbol, shape in (("GBPUSD", r"\d\.\d{5}"), ("US500", r"\d{4}\.\d")):
+        live = client_for(mt4).mt4.symbol_info_get(symbol)
+        bid, ask = _cell(page, symbol, "bid"), _cell(page, symbol, "ask")
+        assert re.fullmatch(shape, bid) and re.fullmatch(shape, ask), (symbol, bid, ask)
+        assert float(bid) == pytest.approx(live.bid, abs=0.1)  # may tick between reads
 
 
 @pytest.mark.parametrize("period", ["M5", "H1", "D1"])

@@ -46,9 +46,9 @@ def test_dealer_filters_sorts_opens_a_card_and_exports(browser, live_server, mir
     assert f"group={group}".replace("\\", "%5C") in page.url  # the filter is in the URL
     page.screenshot(path=artifacts / "filtered.png", full_page=True)
 
-    page.click("#accounts thead th >> text=Level %")
+    page.click("#accounts thead th >> text=Margin level")
     page.wait_for_url("**sort=margin_level**")
-    levels = [float(v.replace(",", "")) for v in
+    levels = [float(v.replace(",", "").removesuffix(" %")) for v in
               page.locator('#accounts tbody td[data-field="margin_level"]').all_inner_texts()]
     assert levels == sorted(levels) and len(levels) == len(expected)
 

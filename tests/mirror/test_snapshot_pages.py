@@ -41,8 +41,8 @@ def operator(client, platform):
 
 def read_csv(response) -> list[dict]:
     assert response.streaming
-    assert response["Content-Type"] == "text/csv"
-    body = b"".join(response.streaming_content).decode()
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    body = b"".join(response.streaming_content).decode("utf-8-sig")  # after the BOM
     return list(csv.DictReader(io.StringIO(body)))
 
 
@@ -155,16 +155,16 @@ def test_account_export_streams_the_filtered_rows(operator, platform):
     response = operator.get(reverse("dashboard:accounts-export", args=[platform.pk]),
                             {"country": "france"})
     rows = read_csv(response)
-    assert [r["login"] for r in rows] == ["2", "3"]
-    assert rows[0]["name"] == "'=HYPERLINK()"  # no formula injection
-    assert "email" in rows[0]
+    assert [r["Login"] for r in rows] == ["2", "3"]
+    assert rows[0]["Name"] == "'=HYPERLINK()"  # no formula injection
+    assert "Email" in rows[0]
 
 
 def test_exports_hide_personal_data_without_the_permission(client, platform):
     client.force_login(make_staff(platform))
     MirrorAccountFactory(platform=platform)
     rows = read_csv(client.get(reverse("dashboard:accounts-export", args=[platform.pk])))
-    assert rows and "email" not in rows[0] and "phone" not in rows[0]
+    assert rows and "Email" not in rows[0] and "Phone" not in rows[0]
 
 
 def test_trade_exports_respect_group_scope_and_filters(client, platform):
@@ -177,11 +177,11 @@ def test_trade_exports_respect_group_scope_and_filters(client, platform):
     open_rows = read_csv(client.get(
         reverse("dashboard:trades-export", args=[platform.pk]),
         {"symbol": "eurusd"}))
-    assert [r["ticket"] for r in open_rows] == ["11"]
+    assert [r["Ticket"] for r in open_rows] == ["11"]
     closed_rows = read_csv(client.get(
         reverse("dashboard:history-export", args=[platform.pk]),
         {"command": "Balance"}))
-    assert [r["ticket"] for r in closed_rows] == ["21"]
+    assert [r["Ticket"] for r in closed_rows] == ["21"]
 
 
 def test_run_export_lists_the_rows_that_run_read(operator, platform):
@@ -191,7 +191,7 @@ def test_run_export_lists_the_rows_that_run_read(operator, platform):
     MirrorAccountFactory(platform=platform, login=8, last_seen_at=stamp - timedelta(hours=1))
     rows = read_csv(operator.get(reverse("dashboard:snapshot-run-export",
                                          args=[platform.pk, run.pk, "accounts"])))
-    assert [r["login"] for r in rows] == ["7"]
+    assert [r["Login"] for r in rows] == ["7"]
 
 
 def test_admin_lists_runs_with_filters_and_runs_a_platform_now(admin_client, platform,

@@ -81,14 +81,22 @@ def test_group_report_and_downloads(admin_role_client, mirrored_history, run_rep
     assert sum(r["accounts"] for r in job.result["rows"]) == len(LOGINS)
     csv = admin_role_client.get(
         reverse("dashboard:server-report-export", args=[mt4.pk, job.pk, "csv"]))
-    lines = b"".join(csv.streaming_content).decode().splitlines()
-    assert lines[0] == "group,accounts,deposit,client_pnl,broker_pnl"
+    body = b"".join(csv.streaming_content)
+    assert body.startswith(b"\xef\xbb\xbf")  # the BOM: Excel then reads UTF-8
+    lines = body.decode("utf-8-sig").splitlines()
+    assert lines[0] == "Group,Accounts,Net deposits,Clients' closed P&L,Broker P&L"
     assert len(lines) == 1 + len(job.result["rows"])
+    raw = admin_role_client.get(
+        reverse("dashboard:server-report-export", args=[mt4.pk, job.pk, "csv"]), {"raw": "1"})
+    raw_lines = b"".join(raw.streaming_content).decode("utf-8-sig").splitlines()
+    assert raw_lines[0] == "group,accounts,deposit,client_pnl,broker_pnl"
     xlsx = admin_role_client.get(reverse("dashboard:server-report-export",
                                     args=[mt4.pk, job.pk, "xlsx"]))
     book = load_workbook(io.BytesIO(xlsx.content))
     assert book.sheetnames == ["Report", "By day", "Top winners", "Top losers"]
     assert book["Report"].max_row == 1 + len(job.result["rows"])
+    assert [c.value for c in book["Report"][1]] == lines[0].split(",")
+    assert book["By day"]["A1"].value == "Day"
 
 
 def test_bad_range_is_a_clear_error(admin_role_client, sandbox_platforms):

@@ -12,6 +12,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
+from dashboard.numbers import format_number
 from platforms.trading.models import TaskState, TradeTask
 
 LOGIN = 100017
@@ -36,15 +37,15 @@ def test_deposit_with_confirmation_and_reauth_turns_confirmed_and_changes_the_ba
     page.fill("#id_comment", "browser wire")
     page.click("#review-button")
     expect(page.locator("#confirmation")).to_be_visible()
-    expect(page.locator("#balance-after")).to_contain_text(str(before + Decimal("123.45")))
+    shown = format_number(before + Decimal("123.45"), "money")  # as the page writes money
+    expect(page.locator("#balance-after")).to_contain_text(shown)
     page.fill("#reauth input[name=password]", "correct-horse-battery")
     page.click("#confirm-button")
 
     page.wait_for_url("**/operations/tasks/**")
     expect(page.locator("#task-state-value")).to_have_attribute(
         "data-state", "confirmed", timeout=30_000)
-    expect(page.locator("#task-new-balance")).to_have_text(
-        str(before + Decimal("123.45")))
+    expect(page.locator("#task-new-balance")).to_have_text(shown)
     page.screenshot(path=artifacts / "deposit-confirmed.png", full_page=True)
     task = TradeTask.objects.get()
     assert task.state == TaskState.CONFIRMED and task.payload["comment"] == "browser wire"

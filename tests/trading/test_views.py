@@ -245,8 +245,8 @@ def test_audit_page_filters_and_exports_csv(client, admin_role_user, finance_use
         request_id=task.request_id))
     export = client.get(reverse("dashboard:operation-audit"),
                         {"actor": "finance1", "format": "csv"})
-    body = b"".join(export.streaming_content).decode()
-    assert body.splitlines()[0].startswith("at,actor,ip_address,action")
+    body = b"".join(export.streaming_content).decode("utf-8-sig")
+    assert body.splitlines()[0].startswith("Time,Actor,IP address,Action")
     assert str(task.request_id) in body
 
 
@@ -264,3 +264,21 @@ def test_the_task_list_polls_its_rows_partial_with_a_fixed_number_of_queries(
     body = rows.content.decode()
     assert body.lstrip().startswith('<tbody id="task-rows"') and "<html" not in body
     assert body.count('class="state-queued"') == 5
+
+
+def test_the_task_list_polls_only_while_a_task_may_still_change(client, finance_user, mt4):
+    from tests.trading.test_rules import deposit
+
+    client.force_login(finance_user)
+    target = reverse("dashboard:operation-tasks", args=[mt4.pk])
+    idle = client.get(target).content.decode()
+    assert '<tbody id="task-rows">' in idle and "every 1s" not in idle  # nothing to wait for
+
+    task = deposit(finance_user, mt4).task
+    busy = client.get(target, headers={"HX-Request": "true"}).content.decode()
+    assert 'hx-trigger="every 1s"' in busy and 'class="state-queued"' in busy
+
+    TradeTask.objects.filter(pk=task.pk).update(state=TaskState.CONFIRMED)
+    settled = client.get(target, headers={"HX-Request": "true"}).content.decode()
+    # the last poll's answer carries no trigger: htmx swaps it in and stops polling
+    assert settled.lstrip().startswith('<tbody id="task-rows">') and "every 1s" not in settled

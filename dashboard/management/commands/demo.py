@@ -6,7 +6,8 @@ from dashboard.demo import DemoOptions, run
 
 
 class Command(BaseCommand):
-    help = "Migrate, then run the sandbox, the dashboard, a Celery worker and beat until Ctrl-C."
+    help = ("Migrate, fill the mirrors, then run and supervise the sandbox, the dashboard, Celery "
+            "workers and beat until Ctrl-C.")
 
     def add_arguments(self, parser):
         defaults = DemoOptions()
@@ -30,7 +31,12 @@ class Command(BaseCommand):
                 users=options["users"],
                 beat=not options["no_beat"],
             ),
-            say=lambda text: self.stdout.write(text),
+            say=self._say,
         )
         if code:
             raise SystemExit(code)
+
+    def _say(self, text: str) -> None:
+        # flushed: a supervisor's line must reach a pipe (a log, a test) when it happens
+        self.stdout.write(text)
+        self.stdout.flush()

@@ -7,7 +7,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from dashboard.exports import stream_csv, xlsx_bytes
+from dashboard.exports import stream_csv, wants_raw, xlsx_bytes
 from dashboard.rendering import render_page
 from dashboard.views.server.common import mt4_only_notice
 from platforms.access.actions import action
@@ -63,7 +63,7 @@ def report_export(request, pk: int, job_id: int, fmt: str):
         header, rows = table(job.result)
         return stream_csv(request, name, header, rows)
     response = HttpResponse(
-        xlsx_bytes(workbook_sheets(job.result)),
+        xlsx_bytes(workbook_sheets(job.result), raw=wants_raw(request)),
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response

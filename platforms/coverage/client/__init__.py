@@ -7,6 +7,7 @@ typed msgspec records; the wire's errors as exceptions) on the transport core of
 circuit breaker, the retry loop and the mapping of transport failures. See ``docs/coverage.md``.
 """
 
+from ._core import ORDER_TYPES
 from .aio import AsyncBridgeClient, EventStream
 from .config import BridgeConfig
 from .errors import (
@@ -45,6 +46,7 @@ from .records import (
 from .sync import BridgeClient
 
 __all__ = [
+    "ORDER_TYPES",
     "Account",
     "AsyncBridgeClient",
     "Bar",

@@ -33,6 +33,7 @@ from .interpret import decode_answer
 
 __all__ = [
     "ENDPOINTS",
+    "ORDER_TYPES",
     "BridgeCore",
     "Endpoint",
     "PreparedCall",
@@ -226,10 +227,18 @@ def release_headers(config: BridgeConfig, session_id: str) -> dict[str, str]:
             "Accept": "application/json"}
 
 
+#: Order types as the bridge spells them (the order engines' own payloads use these); the
+#: bridge refuses any other spelling with ``400 ValidationError``.
+ORDER_TYPES = ("BUY", "SELL", "BUY_LIMIT", "SELL_LIMIT", "BUY_STOP", "SELL_STOP")
+
+
 def order_body(symbol: str, type: str, volume: float, *, sl: float = 0.0, tp: float = 0.0,
                comment: str = "", price: float | None = None) -> dict[str, Any]:
     """``POST /orders`` body: always the same bytes for the same arguments, so a retried or
-    resubmitted write matches its first payload."""
+    resubmitted write matches its first payload. ``type`` is one of :data:`ORDER_TYPES`
+    (anything else is refused here, before a request the bridge would refuse)."""
+    if type not in ORDER_TYPES:
+        raise ValueError(f"order type must be one of {', '.join(ORDER_TYPES)}, got {type!r}")
     body: dict[str, Any] = {"symbol": symbol, "type": type, "volume": volume, "sl": sl,
                             "tp": tp, "comment": comment}
     if price is not None:

@@ -344,7 +344,7 @@ class Bridge:
         if not isinstance(symbol, str) or symbol not in self.market.symbols:
             raise invalid(f"'symbol' must name a symbol of {self.server}, got {symbol!r}")
         kind = body.get("type")
-        if kind not in ORDER_TYPES:
+        if not isinstance(kind, str) or kind not in ORDER_TYPES:  # a list is unhashable
             raise invalid(f"'type' must be one of {', '.join(ORDER_TYPES)}")
         volume = volume_field(body, required=True)
         sl = number_field(body, "sl", default=0.0)

@@ -17,13 +17,15 @@ from ..wire import ApiFail, decode, encode, parse_time
 
 JSON = "application/json"
 MAX_BODY = 64 * 1024
+#: The bridge's own spelling of order types (as the broker's order engine writes them); any
+#: other spelling ("buy", "Buy") is a ``400 ValidationError``, as on the real bridge.
 ORDER_TYPES = {
-    "buy": BUY,
-    "sell": SELL,
-    "buy_limit": BUY_LIMIT,
-    "sell_limit": SELL_LIMIT,
-    "buy_stop": BUY_STOP,
-    "sell_stop": SELL_STOP,
+    "BUY": BUY,
+    "SELL": SELL,
+    "BUY_LIMIT": BUY_LIMIT,
+    "SELL_LIMIT": SELL_LIMIT,
+    "BUY_STOP": BUY_STOP,
+    "SELL_STOP": SELL_STOP,
 }
 TYPE_NAMES = {cmd: name for name, cmd in ORDER_TYPES.items()}
 ORDER_FIELDS = {"symbol", "type", "volume", "sl", "tp", "comment", "price"}
