@@ -149,6 +149,12 @@ def test_sandbox_zone_round_trip_shows_server_time_and_utc(client, sandbox_platf
 # ------------------------------------------------------------------ preference
 
 
+def _csv_rows(client, url, query) -> list[dict]:
+    """The export's rows keyed by field name (``?raw=1``: field names, for scripts)."""
+    body = b"".join(client.get(url, {**query, "raw": "1"}).streaming_content)
+    return list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+
+
 def test_preference_switch_changes_the_page_and_the_csv(dealer, platform):
     instant = datetime(2026, 5, 4, 21, 30, tzinfo=UTC)
     _trade(platform, 10, instant, open_time=instant - timedelta(hours=1))
@@ -158,15 +164,15 @@ def test_preference_switch_changes_the_page_and_the_csv(dealer, platform):
 
     page = dealer.get(history, query).content.decode()
     assert "Close time · server time (UTC+2)" in page and "2026-05-04 23:30:00" in page
-    rows = list(csv.DictReader(io.StringIO(b"".join(dealer.get(export, query)
-                                                    .streaming_content).decode())))
+    rows = _csv_rows(dealer, export, query)
     assert rows[0]["close_time"] == "2026-05-04T23:30:00+02:00"
+    human = b"".join(dealer.get(export, query).streaming_content).decode("utf-8-sig")
+    assert "2026-05-04T23:30:00+02:00" in human  # the people's CSV carries the offset too
 
     assert _set_view(dealer, "local", "America/New_York").status_code == 302
     page = dealer.get(history, query).content.decode()
     assert "Close time · America/New_York" in page and "2026-05-04 17:30:00" in page
-    rows = list(csv.DictReader(io.StringIO(b"".join(dealer.get(export, query)
-                                                    .streaming_content).decode())))
+    rows = _csv_rows(dealer, export, query)
     assert rows[0]["close_time"] == "2026-05-04T17:30:00-04:00"
     event = AuditEvent.objects.filter(action="preference.time_zone").latest("id")
     assert event.after == {"view": "local", "zone": "America/New_York"}
