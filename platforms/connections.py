@@ -131,7 +131,7 @@ def check_connection(platform: TradePlatform) -> ConnectionCheck:
                                client.breaker_state, slow)
     rtt_ms = (time.perf_counter() - started) * 1000
     # the server's wall clock, sent as if UTC: the true instant, for pages to show in a zone
-    server_time = server_to_utc(server_time, server_offset_minutes(platform))
+    server_time = server_to_utc(server_time, platform.utc_offset_minutes)
     return ConnectionCheck(platform, True, server_time, rtt_ms, "", client.breaker_state,
                            rtt_ms > SLOW_MS)
 
@@ -150,10 +150,12 @@ def read_server_offset(platform: TradePlatform, client: Any) -> int | None:
     return minutes if valid_offset(minutes) else None
 
 
-def server_offset_minutes(platform: TradePlatform) -> int:
-    """The offset live reads convert the server's times with: the admin's override, else what
-    the server reported, asked once here if no snapshot run has asked yet (stored mirror
-    rows are re-based only by runs, see ``platforms/mirror/zones.py``)."""
+def learn_server_zone(platform: TradePlatform) -> int:
+    """Ask the server's zone if nobody has yet, and return the platform's offset. Called when a
+    platform is registered or its connection tested, never inside a page (its interactive
+    deadline is for the page's own reads): pages use ``utc_offset_minutes`` as known, and
+    every snapshot run asks again (stored rows are re-based only by runs, see
+    ``platforms/mirror/zones.py``)."""
     if platform.time_zone_override is None and platform.time_zone_reported is None:
         minutes = read_server_offset(platform, client_for(platform))
         if minutes is not None and TradePlatform.objects.filter(
@@ -161,7 +163,7 @@ def server_offset_minutes(platform: TradePlatform) -> int:
                 time_zone_reported=minutes):
             audit.record(actor=None, action="platform.time_zone", platform=platform,
                          target=platform.name, before={"reported": None},
-                         after={"reported": minutes}, detail="first read by a live page")
+                         after={"reported": minutes}, detail="first read of the server's zone")
         if minutes is not None:
             platform.time_zone_reported = minutes
     return platform.utc_offset_minutes

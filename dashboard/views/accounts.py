@@ -16,7 +16,7 @@ from dashboard.timezones import display_zone
 from platforms.access.actions import action
 from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.client import ManagerApiError
-from platforms.connections import client_for, server_offset_minutes
+from platforms.connections import client_for
 from platforms.live import reads as live_reads
 from platforms.live.reads import PlatformUnavailable
 from platforms.mirror.filters import AccountFilter
@@ -33,7 +33,6 @@ TEMPLATE = "dashboard/accounts/account_card.html"
 
 def _card_context(request, pk: int, login: int, *, with_open_trades: bool = False) -> dict:
     platform = get_visible_platform(request.user, pk)
-    server_offset_minutes(platform)  # the card reads live: know the server's zone first
     context = {"platform": platform, "login": login,
                "personal": can_see_personal_data(request.user),
                "actions": account_actions(request.user, platform.kind),
@@ -116,7 +115,7 @@ def account_tab(request, pk: int, login: int, tab: str):
                 client.mt4.daily_reports_request(start, end, [login]), key=lambda d: d.ctm
             )
             return render_page(request, TEMPLATE, context, partial="daily-tab")
-        minutes = server_offset_minutes(platform)  # the server reads the range on its own clock
+        minutes = platform.utc_offset_minutes  # the server reads the range on its own clock
         lines = client.mt4.journal_request(utc_to_server(start, minutes),
                                            utc_to_server(end, minutes), filter=str(login))
         context["lines"] = timed_journal(visible_journal(request.user, lines), minutes)

@@ -25,7 +25,8 @@ def time_zone(request):
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     if request.htmx:
         return HttpResponseClientRefresh()
-    back = request.POST.get("next", "")
+    # the page it came from: set by the picker's script, else the (same-origin) Referer
+    back = request.POST.get("next") or request.META.get("HTTP_REFERER", "")
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
                                            require_https=request.is_secure()):
         back = reverse("dashboard:overview")

@@ -17,7 +17,7 @@ from django.utils import timezone
 from platforms.access.masks import group_allowed
 from platforms.access.scope import group_masks_for
 from platforms.client import ManagerApiError, NotFound
-from platforms.connections import client_for, server_offset_minutes
+from platforms.connections import client_for
 from platforms.mirror.models import MirrorAccount, MirrorClosedTrade, MirrorOpenTrade
 from platforms.models import AuditEvent, PlatformKind, TradePlatform
 from platforms.timezones import server_to_utc, utc_to_server
@@ -123,7 +123,7 @@ def _from_mirror(row: MirrorAccount, error: str) -> AccountView:
 
 def _live_account(platform: TradePlatform, login: int) -> AccountView:
     client = client_for(platform)
-    minutes = server_offset_minutes(platform)
+    minutes = platform.utc_offset_minutes
     if platform.kind == PlatformKind.MT5:
         user = client.mt5.user_get(login)
         rights = {r.strip() for r in (user.rights or "").split(",")}
@@ -223,7 +223,6 @@ class TradeList:
 def _live_open_trades(platform: TradePlatform, login: int, group: str) -> TradeList:
     """The MT4 live read alone (no ORM: it may run in :func:`concurrently`'s pool)."""
     trades = client_for(platform).mt4.trades_get_by_login(login, group)
-    # the zone as already known (no ORM here): callers ask server_offset_minutes first
     live = _rows_from_mt4(trades, platform.utc_offset_minutes)
     return TradeList(sorted(live, key=lambda r: r.ticket))
 
@@ -238,7 +237,6 @@ def open_trades(platform: TradePlatform, account: AccountView) -> TradeList:
     if platform.kind != PlatformKind.MT4:
         return _mirror_open_trades(
             platform, account.login, "MT5 offers no per-account live read; showing the mirror")
-    server_offset_minutes(platform)  # known before the read (which may run in a pool)
     try:
         return _live_open_trades(platform, account.login, account.group)
     except ManagerApiError as exc:
@@ -258,7 +256,6 @@ def account_with_open_trades(user, platform: TradePlatform,
     if platform.kind != PlatformKind.MT4 or known is None:
         account = account_view(user, platform, login)
         return account, open_trades(platform, account)
-    server_offset_minutes(platform)  # the zone known (ORM, this thread) before the pool reads
     # account_view touches the ORM, so it runs first, in this thread (see concurrently).
     account, trades = concurrently(lambda: account_view(user, platform, login),
                                    lambda: _live_open_trades(platform, login, known))
@@ -279,7 +276,7 @@ def closed_trades(
     """Closed trades and balance operations of one account between the instants ``start``
     and ``end`` (asked of the server on its own clock)."""
     if platform.kind == PlatformKind.MT4:
-        minutes = server_offset_minutes(platform)
+        minutes = platform.utc_offset_minutes
         try:
             trades = client_for(platform).mt4.trades_user_history(
                 login, utc_to_server(start, minutes), utc_to_server(end, minutes))
@@ -349,7 +346,7 @@ def ohlc_bars(platform: TradePlatform, symbol: str, period: str, bars: int = 200
     """The last ``bars`` OHLC bars of ``symbol`` (``ChartRequest``), oldest first, each with
     ``at``: its time as an instant (``time`` is the server's clock)."""
     minutes = CHART_PERIODS[period]
-    offset = server_offset_minutes(platform)
+    offset = platform.utc_offset_minutes
     end = datetime.now(UTC)
     start = end - timedelta(minutes=minutes * bars)
     rows = client_for(platform).mt4.chart_request(

@@ -7,6 +7,8 @@
     if (!form) return;
     var view = form.elements.view;
     var zone = form.elements.zone;
+    // back to this page afterwards (the server never writes the path into the page)
+    form.elements.next.value = window.location.pathname + window.location.search;
     var names = document.getElementById("tz-zone-names");
     if (names && !names.options.length && Intl.supportedValuesOf) {
       Intl.supportedValuesOf("timeZone").forEach(function (name) {

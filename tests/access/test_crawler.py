@@ -36,7 +36,7 @@ from django.utils.functional import cached_property
 
 from dashboard.urls import dashboard_patterns
 from dashboard.views.accounts import TABS as ACCOUNT_TABS
-from platforms.connections import client_for, server_offset_minutes
+from platforms.connections import client_for
 from platforms.mirror.models import (
     MirrorAccount,
     MirrorClosedTrade,
@@ -179,7 +179,7 @@ def _mirror_from_sandbox(mt4) -> list[MirrorAccount]:
 def _journal_logins(mt4) -> dict[int, str]:
     """Login → client address, from the login lines of the sandbox's journal."""
     now = timezone.now()
-    minutes = server_offset_minutes(mt4)  # the server reads the range on its own clock
+    minutes = mt4.utc_offset_minutes  # the server reads the range on its own clock
     lines = client_for(mt4).mt4.journal_request(utc_to_server(now - timedelta(days=1), minutes),
                                                 utc_to_server(now, minutes), mode="Logins")
     found = ((re.match(r"'(\d+)': login", line.message or ""), line.ip) for line in lines)

@@ -277,3 +277,15 @@ def test_admin_override_is_audited_validated_and_rebases_the_mirror(admin_client
     assert align_server_zone(platform, Dead()) == 180
     assert MirrorClosedTrade.objects.get(platform=platform, ticket=40).close_time == \
         instant - timedelta(hours=3)
+
+
+def test_the_picker_never_echoes_the_page_path_and_goes_back_only_on_this_site(dealer,
+                                                                               platform):
+    page = dealer.get(reverse("dashboard:accounts", args=[platform.pk]) + "?q=secret-login")
+    assert "secret-login" not in page.content.decode().split('id="tz-picker"')[1].split(
+        "</form>")[0]
+    url = reverse("dashboard:time-zone")
+    back = dealer.post(url, {"view": "utc"}, HTTP_REFERER="http://testserver/platforms/")
+    assert back.status_code == 302 and back["Location"] == "http://testserver/platforms/"
+    away = dealer.post(url, {"view": "utc", "next": "https://evil.example/"})
+    assert away["Location"] == reverse("dashboard:overview")

@@ -11,7 +11,7 @@ from dashboard.timezones import display_zone
 from dashboard.views.server.common import api_error_text, mt4_only_notice
 from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.client import ManagerApiError
-from platforms.connections import client_for, server_offset_minutes
+from platforms.connections import client_for
 from platforms.server.forms import (
     JournalForm,
 )
@@ -27,7 +27,7 @@ from platforms.timezones import utc_to_server
 @staff_required
 def journal(request, pk: int):
     platform = get_visible_platform(request.user, pk)
-    minutes = server_offset_minutes(platform)  # the server reads the range on its own clock
+    minutes = platform.utc_offset_minutes  # the server reads the range on its own clock
     zone = display_zone(request, platform)
     form = JournalForm(request.GET, tz=zone.tz)
     context = {"platform": platform, "form": form, "personal": can_see_personal_data(request.user),

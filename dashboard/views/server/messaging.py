@@ -13,7 +13,7 @@ from platforms.access.actions import action
 from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.audit import Actor
 from platforms.client import ManagerApiError
-from platforms.connections import client_for, server_offset_minutes
+from platforms.connections import client_for
 from platforms.mirror.filters import AccountFilter
 from platforms.mirror.selectors import mirror_accounts
 from platforms.server.forms import (
@@ -108,7 +108,7 @@ def mailbox(request, pk: int):
     context = {"platform": platform, "error": mt4_only_notice(platform)}
     if not context["error"]:
         mails = sidecar_read(context, client_for(platform).mt4.mails_request)
-        minutes = server_offset_minutes(platform)  # mail times are the server's clock
+        minutes = platform.utc_offset_minutes  # mail times are the server's clock
         context["mails"] = [(server_to_utc(m.time, minutes), m)
                             for m in list(reversed(mails or []))[:500]]
     return render_page(request, "dashboard/server/mailbox.html", context)
