@@ -131,8 +131,8 @@ def check_connection(platform: TradePlatform) -> ConnectionCheck:
                                client.breaker_state, slow)
     rtt_ms = (time.perf_counter() - started) * 1000
     # the server's wall clock, sent as if UTC: the true instant, for pages to show in a zone
-    server_time = server_to_utc(server_time, platform.utc_offset_minutes)
-    return ConnectionCheck(platform, True, server_time, rtt_ms, "", client.breaker_state,
+    instant = server_to_utc(server_time, platform.utc_offset_minutes)
+    return ConnectionCheck(platform, True, instant, rtt_ms, "", client.breaker_state,
                            rtt_ms > SLOW_MS)
 
 
