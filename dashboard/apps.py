@@ -12,3 +12,8 @@ class DashboardConfig(AppConfig):
         from dashboard.middleware import mark_active_at_login
 
         user_logged_in.connect(mark_active_at_login, dispatch_uid="dashboard-active-at-login")
+        # the time-zone module uses models too: the reader's choice is read once, at sign-in
+        from dashboard.timezones import remember_preference_at_login
+
+        user_logged_in.connect(remember_preference_at_login,
+                               dispatch_uid="dashboard-time-zone-at-login")

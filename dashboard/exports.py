@@ -20,6 +20,7 @@ import io
 import itertools
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
@@ -27,6 +28,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from dashboard.numbers import rounded
+from dashboard.timezones import UTC_ZONE, DisplayZone, display_zone
 
 BLOCK_LINES = 500
 #: Excel takes a CSV without it for the machine's legacy code page and garbles non-Latin text.
@@ -79,11 +81,22 @@ def safe_cell(value):
     return value
 
 
-def _lines(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
+def export_cell(value, zone: DisplayZone = UTC_ZONE):
+    """A cell as written out: times as ISO 8601 with the offset of ``zone`` (the reader's), so
+    a spreadsheet or a script never guesses the zone; text made formula-safe."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return zone.iso(value)
+    return safe_cell(value)
+
+
+def _lines(header: Sequence[str], rows: Iterable[Sequence],
+           zone: DisplayZone = UTC_ZONE) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield BOM + writer.writerow(header)
     for row in rows:
-        yield writer.writerow(["" if v is None else safe_cell(v) for v in row])
+        yield writer.writerow([export_cell(v, zone) for v in row])
 
 
 def _take(lines: Iterator[str]) -> str:
@@ -97,12 +110,14 @@ async def _async_blocks(lines: Iterator[str]) -> AsyncIterator[str]:
 
 
 def stream_csv(request, name: str, header: Sequence[str], rows: Iterable[Sequence],
-               labels: Mapping[str, str] | None = None) -> StreamingHttpResponse:
+               labels: Mapping[str, str] | None = None,
+               zone: DisplayZone | None = None) -> StreamingHttpResponse:
     """``rows`` as a streamed CSV download named ``<name>-<UTC stamp>.csv``; ``header`` holds
-    field names, shown as labels unless ``?raw=1``."""
+    field names, shown as labels unless ``?raw=1``; times in ``zone`` (default: the reader's
+    zone on a page of no one platform), ISO 8601 with the offset."""
     if not wants_raw(request):
         header = [human_label(field, labels) for field in header]
-    lines = _lines(header, rows)
+    lines = _lines(header, rows, zone or display_zone(request))
     content = _async_blocks(lines) if isinstance(request, ASGIRequest) else lines
     response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
@@ -112,7 +127,8 @@ def stream_csv(request, name: str, header: Sequence[str], rows: Iterable[Sequenc
 
 def csv_response(request, name: str, queryset, fields: Sequence[str],
                  labels: Mapping[str, str] | None = None,
-                 numbers: Mapping[str, NumberField] | None = None) -> StreamingHttpResponse:
+                 numbers: Mapping[str, NumberField] | None = None,
+                 zone: DisplayZone | None = None) -> StreamingHttpResponse:
     """Stream ``fields`` of every row of ``queryset`` (read in chunks of 2,000), the
     ``numbers`` among them rounded as the pages show them (unless ``?raw=1``)."""
     numbers = {} if wants_raw(request) else {f: n for f, n in (numbers or {}).items()
@@ -123,7 +139,7 @@ def csv_response(request, name: str, queryset, fields: Sequence[str],
     rows = queryset.values_list(*read).iterator(chunk_size=2000)
     if numbers:
         rows = _rounded_rows(rows, list(fields), read, numbers)
-    return stream_csv(request, name, fields, rows, labels)
+    return stream_csv(request, name, fields, rows, labels, zone)
 
 
 def _rounded_rows(rows: Iterable[Sequence], fields: list[str], read: list[str],
@@ -143,9 +159,11 @@ def _rounded_rows(rows: Iterable[Sequence], fields: list[str], read: list[str],
 
 
 def xlsx_bytes(sheets: Iterable[tuple[str, Sequence[str], Iterable[Sequence]]],
-               raw: bool = False, labels: Mapping[str, str] | None = None) -> bytes:
-    """A workbook of ``(title, header, rows)`` sheets; text cells are made formula-safe and
-    the header's field names become labels unless ``raw``."""
+               raw: bool = False, labels: Mapping[str, str] | None = None,
+               zone: DisplayZone = UTC_ZONE) -> bytes:
+    """A workbook of ``(title, header, rows)`` sheets; text cells are made formula-safe, the
+    header's field names become labels unless ``raw``, and times are ISO 8601 text with their
+    offset (Excel has no zone-aware date type)."""
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)  # rows stream out; no cell objects kept in memory
@@ -153,7 +171,8 @@ def xlsx_bytes(sheets: Iterable[tuple[str, Sequence[str], Iterable[Sequence]]],
         sheet = workbook.create_sheet(title)
         sheet.append(list(header) if raw else [human_label(f, labels) for f in header])
         for row in rows:
-            sheet.append([safe_cell(v) for v in row])
+            sheet.append([zone.iso(v) if isinstance(v, datetime) else safe_cell(v)
+                          for v in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from django import forms
 
 from platforms.access.fields import BoundedDateField
+from platforms.timezones import day_start
 
 
 class DateRangeForm(forms.Form):
@@ -32,8 +33,8 @@ class DateRangeForm(forms.Form):
         cleaned["start"], cleaned["end"] = start, end
         return cleaned
 
-    def bounds(self) -> tuple[datetime, datetime]:
-        """[start 00:00, end+1 00:00) in UTC."""
-        start = datetime.combine(self.cleaned_data["start"], time.min, tzinfo=UTC)
-        end = datetime.combine(self.cleaned_data["end"] + timedelta(days=1), time.min, tzinfo=UTC)
+    def bounds(self, tz: tzinfo = UTC) -> tuple[datetime, datetime]:
+        """[start 00:00, end+1 00:00) on the clock of ``tz`` (the reader's), as instants."""
+        start = day_start(self.cleaned_data["start"], tz)
+        end = day_start(self.cleaned_data["end"] + timedelta(days=1), tz)
         return start, end

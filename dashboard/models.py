@@ -1,4 +1,4 @@
-"""Per-user UI preferences (remembered columns of each list)."""
+"""Per-user UI preferences (remembered columns of each list, the time zone times are read in)."""
 
 from __future__ import annotations
 
@@ -19,3 +19,23 @@ class ListPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.list_name}"
+
+
+class TimeZoneView(models.TextChoices):
+    SERVER = "server", "Server time"
+    UTC = "utc", "UTC"
+    LOCAL = "local", "My time zone"
+
+
+class TimeZonePreference(models.Model):
+    """How one user reads times: the trade server's clock, UTC, or a zone of their own
+    (``zone``, an IANA name, only with ``local``). See ``dashboard/timezones.py``."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="time_zone_preference")
+    view = models.CharField(max_length=8, choices=TimeZoneView.choices,
+                            default=TimeZoneView.SERVER)
+    zone = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.view} {self.zone}".strip()

@@ -20,9 +20,11 @@ from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.exports import NumberField
 from dashboard.numbers import NUMBER_KINDS, cell_attrs, format_number
+from dashboard.timezones import UTC_ZONE, DisplayZone
 from platforms.access.scope import PERSONAL_FIELDS
 
 PAGE_SIZES = (25, 50, 100, 250, 500)
+TIME_KINDS = ("date", "datetime")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class Column:
     @property
     def numeric(self) -> bool:
         return self.kind in NUMBER_KINDS or self.kind == "int"
+
+    @property
+    def is_time(self) -> bool:
+        """Written on the reader's clock, the header naming the zone (dashboard/timezones)."""
+        return self.kind in TIME_KINDS
 
 
 def _format(kind: str, value, digits: int | None = None, currency: str | None = None) -> str:
@@ -80,6 +87,7 @@ class HeaderCell:
     column: Column
     href: str
     order: str  # "", "asc", "desc"
+    label: str = ""  # the column's title; a time column's names its zone
 
 
 @dataclass
@@ -164,10 +172,12 @@ def _int(value, default: int) -> int:
 
 
 def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
-                  link=None, css=None, count: int | None = None) -> Listing:
+                  link=None, css=None, count: int | None = None,
+                  zone: DisplayZone = UTC_ZONE) -> Listing:
     """Sort, paginate and format one page of ``queryset`` for the columns ``shown``.
 
     ``count``, when the caller knows it (cached), spares the ``COUNT(*)`` of every request.
+    Times are written in ``zone`` (the reader's, :func:`dashboard.timezones.display_zone`).
     """
     sort = spec.sort(query.get("sort"), shown)
     per_page = min(max(_int(query.get("per_page"), 50), 10), PAGE_SIZES[-1])
@@ -184,7 +194,8 @@ def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
         toggled = f"-{column.name}" if order == "asc" else column.name
         changed = base.copy()
         changed["sort"] = toggled
-        header.append(HeaderCell(column, "?" + changed.urlencode(), order))
+        label = zone.header(column.label) if column.is_time else column.label
+        header.append(HeaderCell(column, "?" + changed.urlencode(), order, label))
     rows = []
     for obj in page.object_list:
         cells = []
@@ -198,7 +209,9 @@ def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
             places = digits if column.kind in ("price", "stop") else None
             if column.kind in NUMBER_KINDS:
                 attrs = cell_attrs(column.kind, value, places, currency)
-            cells.append(Cell(column, _format(column.kind, value, places, currency), href, attrs))
+            text = (zone.text(value, column.kind) if column.is_time
+                    else _format(column.kind, value, places, currency))
+            cells.append(Cell(column, text, href, attrs))
         watch = f"{obj.platform_id}:{obj.login}"
         key = watch if spec.live_key == "account" else getattr(obj, spec.row_key)
         rows.append(Row(key, css(obj) if css else "", cells, watch,

@@ -12,6 +12,7 @@ from dashboard.views import (
     metrics,
     mirror,
     overview,
+    preferences,
     trades,
     trading,
     two_factor,
@@ -24,6 +25,7 @@ from dashboard.views.server import reports as server_reports
 
 dashboard_patterns = [
     path("", overview.overview, name="overview"),
+    path("preferences/time-zone/", preferences.time_zone, name="time-zone"),
     path("platforms/<int:pk>/health/", overview.platform_health, name="platform-health"),
     # --- trades, history, market
     path("platforms/<int:pk>/trades/", trades.trade_list, name="trades"),

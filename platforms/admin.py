@@ -10,7 +10,7 @@ from platforms.access import admin as _access_admin  # noqa: F401 - users, roles
 from platforms.access.models import PlatformAccess
 from platforms.audit import Actor
 from platforms.audited_admin import AuditedAdmin, AuditNames, audit_registered
-from platforms.connections import check_connection
+from platforms.connections import check_connection, learn_server_zone
 from platforms.coverage import admin as _coverage_admin  # noqa: F401 - registers its admin
 from platforms.forms import TradePlatformForm
 from platforms.mirror.models import SnapshotRun
@@ -65,7 +65,8 @@ class PlatformAccessAdmin(AuditedAdmin, admin.ModelAdmin):
 @admin.register(TradePlatform)
 class TradePlatformAdmin(AuditedAdmin, RunSnapshotsPermission, admin.ModelAdmin):
     audit_names = AuditNames("platform")
-    # check_connection writes nothing; request_run records ``snapshot.request`` itself
+    # check_connection writes nothing (a first read of the zone records its own event);
+    # request_run records ``snapshot.request`` itself
     audit_recorded_by = frozenset({"test_connection", "run_full_snapshot"})
     form = TradePlatformForm
     inlines = [PlatformAccessInline]
@@ -78,7 +79,10 @@ class TradePlatformAdmin(AuditedAdmin, RunSnapshotsPermission, admin.ModelAdmin)
         ("WebAPI", {"fields": ["api_base_url", "sidecar_base_url"]}),
         ("OAuth client credentials", {"fields": ["oauth_authority", "oauth_scope", "client_id",
                                                  "client_secret"]}),
+        ("Server time zone", {"fields": ["time_zone_reported", "time_zone_override",
+                                         "time_zone_applied"]}),
     ]
+    readonly_fields = ["time_zone_reported", "time_zone_applied"]
 
     def audit_target(self, obj: TradePlatform) -> str:
         return obj.name
@@ -95,6 +99,7 @@ class TradePlatformAdmin(AuditedAdmin, RunSnapshotsPermission, admin.ModelAdmin)
     @admin.action(description="Test connection (authenticate, read server time)")
     def test_connection(self, request, queryset):
         for platform in queryset:
+            learn_server_zone(platform)  # asked once, if no snapshot run has asked yet
             result = check_connection(platform)
             if result.ok:
                 self.message_user(

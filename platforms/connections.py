@@ -8,13 +8,16 @@ gets a fresh client on its next use.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 
+from platforms import audit
 from platforms.client import (
     AsyncManagerClient,
     ManagerApiError,
@@ -24,10 +27,18 @@ from platforms.client import (
     TransportError,
 )
 from platforms.models import PlatformKind, TradePlatform
+from platforms.timezones import (
+    mt4_offset_minutes,
+    mt5_offset_minutes,
+    server_to_utc,
+    valid_offset,
+)
 
 _lock = threading.Lock()
 _sync_clients: dict[int, tuple[datetime, ManagerClient]] = {}
 _async_clients: dict[tuple[int, int], tuple[datetime, AsyncManagerClient]] = {}
+
+log = logging.getLogger(__name__)
 
 
 def platform_config(platform: TradePlatform) -> PlatformConfig:
@@ -119,5 +130,40 @@ def check_connection(platform: TradePlatform) -> ConnectionCheck:
         return ConnectionCheck(platform, False, None, waited if slow else None, str(exc),
                                client.breaker_state, slow)
     rtt_ms = (time.perf_counter() - started) * 1000
-    return ConnectionCheck(platform, True, server_time, rtt_ms, "", client.breaker_state,
+    # the server's wall clock, sent as if UTC: the true instant, for pages to show in a zone
+    instant = server_to_utc(server_time, platform.utc_offset_minutes)
+    return ConnectionCheck(platform, True, instant, rtt_ms, "", client.breaker_state,
                            rtt_ms > SLOW_MS)
+
+
+def read_server_offset(platform: TradePlatform, client: Any) -> int | None:
+    """What the server says its clock's zone is, in minutes east of UTC (MT4
+    ``ManagerCommon.timeZone``, MT5 ``TimeGet``); None if it could not say."""
+    try:
+        if platform.kind == PlatformKind.MT5:
+            minutes = mt5_offset_minutes(client.mt5.time_get())
+        else:
+            minutes = mt4_offset_minutes(client.mt4.manager_common())
+    except ManagerApiError as exc:
+        log.warning("platform %s: time zone not read (%s)", platform.pk, type(exc).__name__)
+        return None
+    return minutes if valid_offset(minutes) else None
+
+
+def learn_server_zone(platform: TradePlatform) -> int:
+    """Ask the server's zone if nobody has yet, and return the platform's offset. Called when a
+    platform is registered or its connection tested, never inside a page (its interactive
+    deadline is for the page's own reads): pages use ``utc_offset_minutes`` as known, and
+    every snapshot run asks again (stored rows are re-based only by runs, see
+    ``platforms/mirror/zones.py``)."""
+    if platform.time_zone_override is None and platform.time_zone_reported is None:
+        minutes = read_server_offset(platform, client_for(platform))
+        if minutes is not None and TradePlatform.objects.filter(
+                pk=platform.pk, time_zone_reported__isnull=True).update(
+                time_zone_reported=minutes):
+            audit.record(actor=None, action="platform.time_zone", platform=platform,
+                         target=platform.name, before={"reported": None},
+                         after={"reported": minutes}, detail="first read of the server's zone")
+        if minutes is not None:
+            platform.time_zone_reported = minutes
+    return platform.utc_offset_minutes

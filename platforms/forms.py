@@ -43,6 +43,7 @@ class TradePlatformForm(forms.ModelForm):
             "client_id",
             "client_secret",
             "enabled",
+            "time_zone_override",
         ]
 
     def __init__(self, *args, **kwargs):

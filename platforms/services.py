@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from platforms import audit
+from platforms.connections import learn_server_zone
 from platforms.models import PlatformEnvironment, TradePlatform
 from platforms.sandbox.process import SandboxInfo
 
@@ -36,5 +37,6 @@ def register_sandbox_platforms(info: SandboxInfo) -> list[TradePlatform]:
             after={"api_base_url": info.base_url, "sidecar_base_url": info.sidecar_url},
             detail="registered by the demo",
         )
+        learn_server_zone(platform)  # its clock's zone, before any page reads its times
         registered.append(platform)
     return registered

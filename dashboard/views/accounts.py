@@ -12,6 +12,7 @@ from dashboard.forms import DateRangeForm
 from dashboard.listing import chosen_columns, save_columns
 from dashboard.rendering import render_page
 from dashboard.tables import ACCOUNTS, PAGE_SIZES, account_link, build_listing, margin_css
+from dashboard.timezones import display_zone
 from platforms.access.actions import action
 from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.client import ManagerApiError
@@ -21,7 +22,8 @@ from platforms.live.reads import PlatformUnavailable
 from platforms.mirror.filters import AccountFilter
 from platforms.mirror.selectors import cached_for_filter, mirror_accounts, mirror_state
 from platforms.models import PlatformKind
-from platforms.server.selectors import visible_journal
+from platforms.server.selectors import timed_journal, visible_journal
+from platforms.timezones import utc_to_server
 from platforms.trading.kinds import account_actions
 from platforms.trading.selectors import visible_events
 
@@ -80,7 +82,8 @@ def account_tab(request, pk: int, login: int, tab: str):
     context["dates"] = dates
     if not dates.is_valid():
         return render_page(request, TEMPLATE, context, partial="range-error")
-    start, end = dates.bounds()
+    zone = display_zone(request, platform)
+    start, end = dates.bounds(zone.tz)  # days on the reader's clock (the form says which)
     context["range"] = dates.cleaned_data
     if tab in ("history", "money"):
         history = live_reads.closed_trades(platform, login, start, end)
@@ -95,10 +98,11 @@ def account_tab(request, pk: int, login: int, tab: str):
         if tab == "history" and history.rows:
             curve = live_reads.balance_curve(history.rows, account.balance, start, end)
             context["chart"] = {
-                "data": [{"x": [t.isoformat() for t, _ in curve], "y": [b for _, b in curve],
+                "data": [{"x": [zone.text(t) for t, _ in curve], "y": [b for _, b in curve],
                           "type": "scatter", "mode": "lines", "name": "Balance",
                           "line": {"shape": "hv"}}],
-                "layout": {"height": 260, "margin": {"l": 50, "r": 10, "t": 10, "b": 30}},
+                "layout": {"height": 260, "margin": {"l": 50, "r": 10, "t": 10, "b": 40},
+                           "xaxis": {"title": {"text": zone.label}}},
             }
         return render_page(request, TEMPLATE, context, partial="history-tab")
     if platform.kind != PlatformKind.MT4:
@@ -111,8 +115,10 @@ def account_tab(request, pk: int, login: int, tab: str):
                 client.mt4.daily_reports_request(start, end, [login]), key=lambda d: d.ctm
             )
             return render_page(request, TEMPLATE, context, partial="daily-tab")
-        context["lines"] = visible_journal(
-            request.user, client.mt4.journal_request(start, end, filter=str(login)))
+        minutes = platform.utc_offset_minutes  # the server reads the range on its own clock
+        lines = client.mt4.journal_request(utc_to_server(start, minutes),
+                                           utc_to_server(end, minutes), filter=str(login))
+        context["lines"] = timed_journal(visible_journal(request.user, lines), minutes)
         return render_page(request, TEMPLATE, context, partial="journal-tab")
     except ManagerApiError as exc:
         context["error"] = str(exc)
@@ -140,7 +146,7 @@ def account_list(request, pk: int):
     count = cached_for_filter(request.user, platform, filterset, "accounts_as_of",
                               "account-count", lambda rows: rows.count())
     listing = build_listing(ACCOUNTS, filterset.qs, request.GET, shown, link=account_link,
-                            css=margin_css, count=count)
+                            css=margin_css, count=count, zone=display_zone(request, platform))
     context = {"platform": platform, "filter": filterset, "listing": listing,
                "available": [(name, ACCOUNTS.labels[name]) for name in available],
                "shown": shown, "query": request.GET.urlencode(),
@@ -175,4 +181,5 @@ def account_export(request, pk: int):
                                shown)
     fields = ["login", *[c for c in shown if c != "login"]]
     return csv_response(request, f"accounts-{platform.pk}", ordered, fields,
-                        labels=ACCOUNTS.labels, numbers=ACCOUNTS.export_numbers)
+                        labels=ACCOUNTS.labels, numbers=ACCOUNTS.export_numbers,
+                        zone=display_zone(request, platform))

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_GET
 
 from dashboard.access import staff_required
 from dashboard.rendering import render_page
+from dashboard.timezones import display_zone
 from platforms.access.scope import can_see_personal_data, get_visible_platform
 from platforms.client import ManagerApiError
 from platforms.live import reads as live_reads
@@ -48,13 +49,15 @@ def symbol_chart(request, pk: int, symbol: str):
             context["error"] = str(exc)
         else:
             context["bars"] = bars
+            zone = display_zone(request, platform)  # the axis is the reader's clock, named
             context["chart"] = {
                 "data": [{"type": "candlestick", "name": symbol,
-                          "x": [b.time.isoformat() for b in bars],
+                          "x": [zone.text(b.at) for b in bars],
                           "open": [b.open for b in bars], "high": [b.high for b in bars],
                           "low": [b.low for b in bars], "close": [b.close for b in bars]}],
                 "layout": {"height": 420, "margin": {"l": 60, "r": 10, "t": 10, "b": 40},
-                           "xaxis": {"rangeslider": {"visible": False}}},
+                           "xaxis": {"rangeslider": {"visible": False},
+                                     "title": {"text": zone.label}}},
             }
     return render_page(request, "dashboard/market/symbol_chart.html", context)
 

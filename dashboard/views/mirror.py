@@ -12,6 +12,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from dashboard.access import staff_required
 from dashboard.exports import csv_response
 from dashboard.rendering import render_page
+from dashboard.timezones import display_zone
 from platforms.access.actions import action
 from platforms.access.scope import PERSONAL_FIELDS, can_see_personal_data, get_visible_platform
 from platforms.audit import Actor
@@ -111,7 +112,8 @@ def snapshot_run_export(request, pk: int, run_id: int, table: str):
     if run.stamp is None:
         rows = rows.none()
     return csv_response(request, f"{platform.name}-run{run.pk}-{table}".replace(" ", "_"),
-                        rows.order_by(rows.model._meta.ordering[-1]), _columns(request, table))
+                        rows.order_by(rows.model._meta.ordering[-1]), _columns(request, table),
+                        zone=display_zone(request, platform))
 
 
 def _kinds(platform) -> list[str]:

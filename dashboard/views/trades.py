@@ -17,6 +17,7 @@ from dashboard.tables import (
     account_link,
     build_listing,
 )
+from dashboard.timezones import DisplayZone, display_zone
 from platforms.access.scope import get_visible_platform
 from platforms.mirror.filters import ClosedTradeFilter, OpenTradeFilter
 from platforms.mirror.selectors import (
@@ -42,16 +43,18 @@ def _open_filter(request, platform):
                            queryset=mirror_open_trades(request.user, platform))
 
 
-def _history_query(request):
+def _history_query(request, zone: DisplayZone):
     """History defaults to the last 30 days so that the page never scans all of time."""
     query = request.GET.copy()
     if not query.get("start") and not query.get("end"):
-        query["start"] = (timezone.now() - timedelta(days=30)).date().isoformat()
+        query["start"] = zone.local(timezone.now() - timedelta(days=30)).date().isoformat()
     return query
 
 
 def _closed_filter(request, platform):
-    return ClosedTradeFilter(_history_query(request),
+    """Days of the date range are read on the reader's clock (the labels say which)."""
+    zone = display_zone(request, platform)
+    return ClosedTradeFilter(_history_query(request, zone), tz=zone.tz, zone_label=zone.label,
                              queryset=mirror_closed_trades(request.user, platform))
 
 
@@ -63,7 +66,8 @@ def trade_list(request, pk: int):
     summary = cached_trade_summary(request.user, platform, filterset)
     listing = build_listing(OPEN_TRADES, with_account_currency(filterset.qs), request.GET,
                             OPEN_TRADES.column_names(True), link=account_link,
-                            count=summary["totals"]["count"])
+                            count=summary["totals"]["count"],
+                            zone=display_zone(request, platform))
     exposure = summary["exposure"]
     chart = {
         "data": [{"type": "bar", "x": [r["symbol"] for r in exposure],
@@ -85,7 +89,8 @@ def trade_export(request, pk: int):
     trades = OPEN_TRADES.ordered(with_account_currency(_open_filter(request, platform).qs),
                                  request.GET.get("sort"), OPEN_TRADES.column_names(True))
     return csv_response(request, f"open-trades-{platform.pk}", trades, OPEN_FIELDS,
-                        labels=OPEN_TRADES.labels, numbers=OPEN_TRADES.export_numbers)
+                        labels=OPEN_TRADES.labels, numbers=OPEN_TRADES.export_numbers,
+                        zone=display_zone(request, platform))
 
 
 @require_GET
@@ -97,7 +102,7 @@ def history_list(request, pk: int):
                                "history-totals", trade_totals)
     listing = build_listing(CLOSED_TRADES, with_account_currency(filterset.qs), request.GET,
                             CLOSED_TRADES.column_names(True), link=account_link,
-                            count=totals["count"])
+                            count=totals["count"], zone=display_zone(request, platform))
     context = {"platform": platform, "filter": filterset, "listing": listing,
                "totals": totals, "query": request.GET.urlencode(),
                "page_sizes": PAGE_SIZES, "state": mirror_state(platform)}
@@ -111,4 +116,5 @@ def history_export(request, pk: int):
     trades = CLOSED_TRADES.ordered(with_account_currency(_closed_filter(request, platform).qs),
                                    request.GET.get("sort"), CLOSED_TRADES.column_names(True))
     return csv_response(request, f"closed-trades-{platform.pk}", trades, CLOSED_FIELDS,
-                        labels=CLOSED_TRADES.labels, numbers=CLOSED_TRADES.export_numbers)
+                        labels=CLOSED_TRADES.labels, numbers=CLOSED_TRADES.export_numbers,
+                        zone=display_zone(request, platform))

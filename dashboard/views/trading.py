@@ -16,6 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from dashboard.access import staff_required
 from dashboard.exports import stream_csv
 from dashboard.rendering import render_page
+from dashboard.timezones import display_zone
 from platforms.access.actions import FORBIDDEN_TEMPLATE, action
 from platforms.access.scope import get_visible_platform, valid_id
 from platforms.audit import Actor
@@ -227,7 +228,10 @@ AUDIT_COLUMNS = ["at", "actor", "ip_address", "action", "platform", "target", "r
 
 
 def _filtered_audit(request) -> AuditFilter:
-    return AuditFilter(request.GET or None, queryset=selectors.audit_events(request.user))
+    """Its days are read on the reader's clock (several platforms: "server time" is UTC)."""
+    zone = display_zone(request)
+    return AuditFilter(request.GET or None, tz=zone.tz, zone_label=zone.label,
+                       queryset=selectors.audit_events(request.user))
 
 
 @require_GET
@@ -242,7 +246,7 @@ def audit_log(request):
     events = audit.qs
     if request.GET.get("format") == "csv":
         rows = (
-            [e.at.isoformat(), e.actor.get_username() if e.actor else "", e.ip_address or "",
+            [e.at, e.actor.get_username() if e.actor else "", e.ip_address or "",
              e.action, e.platform.name if e.platform else "", e.target, e.request_id,
              e.outcome, e.before, e.after, e.detail]
             for e in selectors.visible_events(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.http import Http404
 from django.utils import timezone
@@ -19,6 +20,7 @@ from platforms.client import ManagerApiError, NotFound
 from platforms.connections import client_for
 from platforms.mirror.models import MirrorAccount, MirrorClosedTrade, MirrorOpenTrade
 from platforms.models import AuditEvent, PlatformKind, TradePlatform
+from platforms.timezones import server_to_utc, utc_to_server
 from platforms.transport.interactive import concurrently
 
 PENDING_COMMANDS = frozenset({"BuyLimit", "SellLimit", "BuyStop", "SellStop"})
@@ -90,6 +92,13 @@ class TradeRow:
         return self.command in MONEY_COMMANDS
 
 
+def _instant(value: datetime | None, minutes: int) -> datetime | None:
+    """A live read's server time as the true instant; MT4's "unset" (the epoch) is None."""
+    if value is None or value.year <= 1970:
+        return None
+    return server_to_utc(value, minutes)
+
+
 def _ip(raw: int) -> str:
     if not raw:
         return ""
@@ -114,6 +123,7 @@ def _from_mirror(row: MirrorAccount, error: str) -> AccountView:
 
 def _live_account(platform: TradePlatform, login: int) -> AccountView:
     client = client_for(platform)
+    minutes = platform.utc_offset_minutes
     if platform.kind == PlatformKind.MT5:
         user = client.mt5.user_get(login)
         rights = {r.strip() for r in (user.rights or "").split(",")}
@@ -123,7 +133,8 @@ def _live_account(platform: TradePlatform, login: int) -> AccountView:
             city=user.city or "", address=user.address or "", comment=user.comment or "",
             status=user.status or "", leverage=user.leverage, balance=user.balance,
             credit=user.credit, enabled="Enabled" in rights, read_only="TradeDisabled" in rights,
-            registered_at=user.registration, last_access_at=user.last_access,
+            registered_at=_instant(user.registration, minutes),
+            last_access_at=_instant(user.last_access, minutes),
             last_ip=user.last_ip or "",
         )
     # Side by side: inside a page both share its interactive deadline (one wait, not two).
@@ -137,7 +148,8 @@ def _live_account(platform: TradePlatform, login: int) -> AccountView:
         address=user.address or "", comment=user.comment or "", status=user.status or "",
         leverage=user.leverage, balance=user.balance, credit=user.credit,
         enabled=bool(user.enable_flags & 0x01), read_only=bool(user.enable_flags & 0x04),
-        registered_at=user.registration_date, last_access_at=user.last_date,
+        registered_at=_instant(user.registration_date, minutes),
+        last_access_at=_instant(user.last_date, minutes),
         last_ip=_ip(user.last_ip),
     )
     if isinstance(margin, NotFound):
@@ -171,12 +183,15 @@ def account_view(user, platform: TradePlatform, login: int) -> AccountView:
     return view
 
 
-def _rows_from_mt4(trades) -> list[TradeRow]:
+def _rows_from_mt4(trades, minutes: int) -> list[TradeRow]:
+    """Live MT4 trades; their times (the server's clock, ``minutes`` east) as instants."""
     return [
         TradeRow(
             ticket=t.order, login=t.login, symbol=t.symbol or "", command=t.trade_command or "",
-            volume_lots=t.volume_lots or t.volume / 100, open_time=t.open_time,
-            open_price=t.open_price, sl=t.sl, tp=t.tp, close_time=t.close_time,
+            volume_lots=t.volume_lots or t.volume / 100,
+            open_time=_instant(t.open_time, minutes),
+            open_price=t.open_price, sl=t.sl, tp=t.tp,
+            close_time=_instant(t.close_time, minutes),
             close_price=t.close_price, commission=t.commission, swap=t.storage, profit=t.profit,
             comment=t.comment or "", digits=t.digits,
         )
@@ -208,7 +223,8 @@ class TradeList:
 def _live_open_trades(platform: TradePlatform, login: int, group: str) -> TradeList:
     """The MT4 live read alone (no ORM: it may run in :func:`concurrently`'s pool)."""
     trades = client_for(platform).mt4.trades_get_by_login(login, group)
-    return TradeList(sorted(_rows_from_mt4(trades), key=lambda r: r.ticket))
+    live = _rows_from_mt4(trades, platform.utc_offset_minutes)
+    return TradeList(sorted(live, key=lambda r: r.ticket))
 
 
 def _mirror_open_trades(platform: TradePlatform, login: int, error: str) -> TradeList:
@@ -257,11 +273,14 @@ def account_with_open_trades(user, platform: TradePlatform,
 def closed_trades(
     platform: TradePlatform, login: int, start: datetime, end: datetime
 ) -> TradeList:
-    """Closed trades and balance operations of one account between ``start`` and ``end``."""
+    """Closed trades and balance operations of one account between the instants ``start``
+    and ``end`` (asked of the server on its own clock)."""
     if platform.kind == PlatformKind.MT4:
+        minutes = platform.utc_offset_minutes
         try:
-            trades = client_for(platform).mt4.trades_user_history(login, start, end)
-            rows = _rows_from_mt4(trades)
+            trades = client_for(platform).mt4.trades_user_history(
+                login, utc_to_server(start, minutes), utc_to_server(end, minutes))
+            rows = _rows_from_mt4(trades, minutes)
             return TradeList(sorted(rows, key=lambda r: (r.close_time or start, r.ticket)))
         except ManagerApiError as exc:
             error = str(exc)
@@ -324,12 +343,29 @@ CHART_PERIODS = {"M1": 1, "M5": 5, "M15": 15, "M30": 30, "H1": 60, "H4": 240, "D
 
 
 def ohlc_bars(platform: TradePlatform, symbol: str, period: str, bars: int = 200):
-    """The last ``bars`` OHLC bars of ``symbol`` (``ChartRequest``), oldest first."""
+    """The last ``bars`` OHLC bars of ``symbol`` (``ChartRequest``), oldest first, each with
+    ``at``: its time as an instant (``time`` is the server's clock)."""
     minutes = CHART_PERIODS[period]
+    offset = platform.utc_offset_minutes
     end = datetime.now(UTC)
     start = end - timedelta(minutes=minutes * bars)
-    rows = client_for(platform).mt4.chart_request(symbol, period, start, end)
-    return sorted(rows, key=lambda bar: bar.time)
+    rows = client_for(platform).mt4.chart_request(
+        symbol, period, utc_to_server(start, offset), utc_to_server(end, offset))
+    timed = [ChartBar(server_to_utc(bar.time, offset), bar) for bar in rows if bar.time]
+    return sorted(timed, key=lambda bar: bar.time)
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    """An OHLC bar with ``at``, its time as an instant; the bar's fields read through."""
+
+    at: datetime | None
+    bar: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "bar":
+            raise AttributeError(name)
+        return getattr(self.bar, name)
 
 
 @dataclass

@@ -6,12 +6,15 @@ ignored, so a mistyped URL gives a normal page with a message, never an error pa
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
+
 import django_filters as filters
 from django import forms
 from django.db.models import Q
 
 from platforms.access.masks import masks_q
 from platforms.mirror.models import MirrorAccount, MirrorClosedTrade, MirrorOpenTrade, MirrorSymbol
+from platforms.timezones import ZonedDateRange
 
 TRADE_COMMANDS = [(c, c) for c in ("Buy", "Sell", "BuyLimit", "SellLimit", "BuyStop", "SellStop")]
 
@@ -96,10 +99,11 @@ class OpenTradeFilter(filters.FilterSet):
         fields: list[str] = []
 
 
-class ClosedTradeFilter(filters.FilterSet):
-    start = filters.DateFilter(field_name="close_time", lookup_expr="date__gte",
-                               label="Closed from")
-    end = filters.DateFilter(field_name="close_time", lookup_expr="date__lte", label="Closed to")
+class ClosedTradeFilter(ZonedDateRange, filters.FilterSet):
+    """``start``/``end`` are days on ``tz``, the reader's clock (their labels name it)."""
+
+    start = filters.DateFilter(field_name="close_time", method="from_day", label="Closed from")
+    end = filters.DateFilter(field_name="close_time", method="to_day", label="Closed to")
     login = filters.NumberFilter(field_name="login")
     group = filters.CharFilter(field_name="group", method=_group_mask, label="Group mask")
     symbol = filters.CharFilter(field_name="symbol", method=_symbol)
@@ -110,3 +114,8 @@ class ClosedTradeFilter(filters.FilterSet):
     class Meta:
         model = MirrorClosedTrade
         fields: list[str] = []
+
+    def __init__(self, *args, tz: tzinfo = UTC, zone_label: str = "UTC", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tz = tz
+        self.zoned_labels(("start", "end"), zone_label)

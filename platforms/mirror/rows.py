@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import functools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from platforms.client import records as r
@@ -34,7 +34,7 @@ def server_seconds(value: datetime) -> int:
     return calendar.timegm(value.timetuple())
 
 
-def _dt(value: datetime | None) -> datetime | None:
+def _wall(value: datetime | None) -> datetime | None:
     """Wire date-times are server-local wall clock; MT4's "unset" is the epoch."""
     if value is None:
         return None
@@ -64,11 +64,13 @@ MARGIN_COLUMNS = ("equity", "margin", "free_margin", "margin_level", "margin_sta
 NO_MARGIN = (None, None, None, None, "", "", None)
 
 
-def margin_values(m: r.MT4MarginLevel) -> tuple:
-    """The :data:`MARGIN_COLUMNS` of one margin record (no level without margin in use)."""
+def margin_values(m: r.MT4MarginLevel, offset_minutes: int = 0) -> tuple:
+    """The :data:`MARGIN_COLUMNS` of one margin record (no level without margin in use);
+    ``updated`` is the server's clock, stored as the instant (``offset_minutes`` its zone)."""
     return (
         m.equity, m.margin, m.free, m.level if m.margin else None, m.level_type or "",
-        m.controlling_type or "", _epoch(m.updated) if m.updated > 0 else None,
+        m.controlling_type or "",
+        _epoch(m.updated - offset_minutes * 60) if m.updated > 0 else None,
     )
 
 
@@ -78,17 +80,26 @@ def _epoch(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def apply_margin(row: dict[str, Any], m: r.MT4MarginLevel | None) -> None:
+def apply_margin(row: dict[str, Any], m: r.MT4MarginLevel | None,
+                 offset_minutes: int = 0) -> None:
     """Set the margin columns of an MT4 account row (all empty without a margin record)."""
-    row.update(zip(MARGIN_COLUMNS, NO_MARGIN if m is None else margin_values(m), strict=True))
+    values = NO_MARGIN if m is None else margin_values(m, offset_minutes)
+    row.update(zip(MARGIN_COLUMNS, values, strict=True))
 
 
 class MirrorRows:
     """Row dicts (column → value) of one platform, stamped with the run that read them."""
 
-    def __init__(self, platform_id: int, stamp: datetime) -> None:
+    def __init__(self, platform_id: int, stamp: datetime, offset_minutes: int = 0) -> None:
         self.platform_id = platform_id
         self.stamp = stamp
+        #: the server clock's zone: every server time is stored as the true UTC instant
+        self.offset_minutes = offset_minutes
+        self.offset = timedelta(minutes=offset_minutes)
+
+    def _dt(self, value: datetime | None) -> datetime | None:
+        wall = _wall(value)
+        return wall - self.offset if wall is not None and self.offset else wall
 
     def mt4_account(self, u: r.MT4User, m: r.MT4MarginLevel | None,
                      currency: dict[str, str]) -> dict[str, Any]:
@@ -103,13 +114,13 @@ class MirrorRows:
             leverage=u.leverage, agent_account=u.agent_account,
             enabled=bool(u.enable_flags & 0x01), read_only=bool(u.enable_flags & 0x04),
             enable_flags=u.enable_flags, last_ip=_ipv4(u.last_ip),
-            registered_at=_dt(u.registration_date), last_access_at=_dt(u.last_date),
+            registered_at=self._dt(u.registration_date), last_access_at=self._dt(u.last_date),
             balance=u.balance, credit=u.credit, prev_balance=u.prev_balance,
             prev_month_balance=u.prev_month_balance, prev_equity=u.prev_equity,
             prev_month_equity=u.prev_month_equity, interest_rate=u.interest_rate,
             taxes=u.taxes, last_seen_at=self.stamp,
         )
-        apply_margin(row, m)
+        apply_margin(row, m, self.offset_minutes)
         return row
 
     def mt4_trade_fields(self, t: r.MT4Trade, group_of: dict[int, str]) -> dict[str, Any]:
@@ -118,25 +129,25 @@ class MirrorRows:
             "group": group_of.get(t.login, ""), "symbol": _s(t.symbol, 32),
             "command": t.trade_command or "Buy", "digits": t.digits, "volume": t.volume,
             "volume_lots": t.volume_lots, "open_price": t.open_price, "sl": t.sl, "tp": t.tp,
-            "open_time": _dt(t.open_time), "commission": t.commission,
+            "open_time": self._dt(t.open_time), "commission": t.commission,
             "commission_agent": t.commission_agent, "swap": t.storage, "profit": t.profit,
             "taxes": t.taxes, "magic": t.magic, "comment": _s(t.comment, 128),
             "state": t.trade_record_state or "", "reason": t.trade_record_reason or "",
             "activation": t.activation_type or "", "margin_rate": t.margin_rate,
-            "modified_at": _dt(t.time_stamp), "last_seen_at": self.stamp,
+            "modified_at": self._dt(t.time_stamp), "last_seen_at": self.stamp,
         }
 
     def mt4_open(self, t: r.MT4Trade, group_of: dict[int, str]) -> dict[str, Any]:
         row = self.mt4_trade_fields(t, group_of)
         row["is_pending"] = (t.trade_command or "") in PENDING_COMMANDS
         row["current_price"] = t.close_price
-        row["expiration"] = _dt(t.expiration)
+        row["expiration"] = self._dt(t.expiration)
         return row
 
     def mt4_closed(self, t: r.MT4Trade, group_of: dict[int, str]) -> dict[str, Any]:
         row = self.mt4_trade_fields(t, group_of)
         row["close_price"] = t.close_price
-        row["close_time"] = _dt(t.close_time)
+        row["close_time"] = self._dt(t.close_time)
         if row["close_time"] is None and t.trade_command in ("Balance", "Credit"):
             # A balance/credit operation's time is its open time on MT4.
             row["close_time"] = row["open_time"]
@@ -184,8 +195,8 @@ class MirrorRows:
             comment=_s(u.comment, 256), currency=currency.get(u.group or "", ""),
             leverage=u.leverage, agent_account=u.agent, enabled="Enabled" in rights,
             read_only="TradeDisabled" in rights, rights=_s(u.rights, 256),
-            last_ip=_s(u.last_ip, 45), registered_at=_dt(u.registration),
-            last_access_at=_dt(u.last_access), balance=u.balance, credit=u.credit,
+            last_ip=_s(u.last_ip, 45), registered_at=self._dt(u.registration),
+            last_access_at=self._dt(u.last_access), balance=u.balance, credit=u.credit,
             prev_balance=u.balance_prev_day, prev_month_balance=u.balance_prev_month,
             prev_equity=u.equity_prev_day, prev_month_equity=u.equity_prev_month,
             interest_rate=u.interest_rate,
@@ -199,11 +210,11 @@ class MirrorRows:
             group=group_of.get(p.login or 0, ""), symbol=_s(p.symbol, 32),
             command=p.action or "Buy", digits=p.digits or 0, volume=p.volume or 0,
             volume_lots=(p.volume or 0) / 10000.0, open_price=p.price_open or 0.0,
-            sl=p.price_sl or 0.0, tp=p.price_tp or 0.0, open_time=_dt(p.time_create),
+            sl=p.price_sl or 0.0, tp=p.price_tp or 0.0, open_time=self._dt(p.time_create),
             swap=p.storage or 0.0, profit=p.profit or 0.0, magic=p.expert_id or 0,
             comment=_s(p.comment, 128), state="Open", reason=p.reason or "",
             activation=p.activation_mode or "", margin_rate=p.rate_margin or 0.0,
-            position_id=p.position or 0, modified_at=_dt(p.time_update),
+            position_id=p.position or 0, modified_at=self._dt(p.time_update),
             is_pending=False, current_price=p.price_current or 0.0, last_seen_at=self.stamp,
         )
 
@@ -214,10 +225,10 @@ class MirrorRows:
             command=o.type or "BuyLimit", digits=o.digits or 0,
             volume=o.volume_current or 0, volume_lots=(o.volume_current or 0) / 10000.0,
             open_price=o.price_order or 0.0, sl=o.price_sl or 0.0, tp=o.price_tp or 0.0,
-            open_time=_dt(o.time_setup), magic=o.expert_id or 0, comment=_s(o.comment, 128),
+            open_time=self._dt(o.time_setup), magic=o.expert_id or 0, comment=_s(o.comment, 128),
             state=o.state or "", reason=o.reason or "", margin_rate=o.rate_margin or 0.0,
             position_id=o.position_id or 0, is_pending=True,
-            current_price=o.price_current or 0.0, expiration=_dt(o.time_expiration),
+            current_price=o.price_current or 0.0, expiration=self._dt(o.time_expiration),
             last_seen_at=self.stamp,
         )
 
@@ -231,7 +242,7 @@ class MirrorRows:
             swap=d.storage or 0.0, profit=d.profit or 0.0, magic=d.expert_id or 0,
             comment=_s(d.comment, 128), reason=d.reason or "",
             margin_rate=d.rate_margin or 0.0, position_id=d.position_id or 0,
-            close_price=d.price or 0.0, close_time=_dt(d.time), entry=_s(d.entry, 8),
+            close_price=d.price or 0.0, close_time=self._dt(d.time), entry=_s(d.entry, 8),
             order=d.order or 0, last_seen_at=self.stamp,
         )
 

@@ -50,6 +50,7 @@ from platforms.mirror.models import (
 )
 from platforms.mirror.sources import PlatformReader, return_freed_memory
 from platforms.mirror.writers import Counts, MirrorWriter, refresh_planner_statistics
+from platforms.mirror.zones import align_server_zone
 from platforms.models import TradePlatform
 
 log = logging.getLogger(__name__)
@@ -340,8 +341,11 @@ def _dispatch(run: SnapshotRun, progress: Progress, counts: Counts) -> None:
     """Read the platform the way its kind and the run's kind ask, writing as it goes."""
     platform = run.platform
     assert run.stamp is not None  # set by execute_run before the dispatch
+    client = client_for(platform)
+    progress.set("reading the server's time zone")
+    align_server_zone(platform, client)
     reader = PlatformReader(
-        run, client_for(platform), progress,
+        run, client, progress,
         MirrorWriter(platform, run.stamp, progress, counts),
         finish=functools.partial(_succeed, run, counts, progress),
     )

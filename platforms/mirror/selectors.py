@@ -126,7 +126,9 @@ def cached_for_filter(user, platform: TradePlatform, filterset, version_field: s
         return compute(queryset)
     applied = getattr(filterset.form, "cleaned_data", {})
     filters = sorted((k, repr(v)) for k, v in applied.items() if v not in (None, "", []))
-    raw = repr((name, platform.pk, version.isoformat(), group_masks_for(user, platform), filters))
+    zone = str(getattr(filterset, "tz", ""))  # date filters read days on the reader's clock
+    raw = repr((name, platform.pk, version.isoformat(), group_masks_for(user, platform), filters,
+                zone))
     key = "mirror:" + hashlib.sha256(raw.encode()).hexdigest()
     return cache.get_or_set(key, lambda: compute(queryset), 600)
 

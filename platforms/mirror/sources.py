@@ -127,7 +127,8 @@ class PlatformReader:
         self.writer = writer
         self.finish = finish
         self.stamp = writer.stamp
-        self.rows = MirrorRows(self.platform.pk, writer.stamp)
+        self.rows = MirrorRows(self.platform.pk, writer.stamp,
+                               self.platform.time_zone_applied)
         self.state = MirrorState.objects.get(platform=self.platform)
 
     def _phase(self, phase: str, total: int | None = None) -> None:
@@ -233,8 +234,7 @@ class PlatformReader:
             )
             self.finish(server_timestamp_from=since, server_timestamp_to=reached)
 
-    @staticmethod
-    def _margin_rows(mt4, since: int) -> list[tuple]:
+    def _margin_rows(self, mt4, since: int) -> list[tuple]:
         """The margin figures computed at/after ``since``, as ``(login, *MARGIN_COLUMNS)``.
 
         ``MarginsGet`` has no filter: every account's record comes. Its ``updated`` is when
@@ -243,7 +243,8 @@ class PlatformReader:
         less the overlap), so it is dropped here, unconverted and never compared with the
         stored row. A record without the stamp (0) is kept.
         """
-        return [(m.login, *margin_values(m)) for m in mt4.margins_get()
+        offset = self.rows.offset_minutes
+        return [(m.login, *margin_values(m, offset)) for m in mt4.margins_get()
                 if m.updated >= since or m.updated <= 0]
 
     def _groups_of(self, logins: Collection[int]) -> dict[int, str]:

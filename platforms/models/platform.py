@@ -7,10 +7,12 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, models
 from django.db.models.expressions import DatabaseDefault
 
 from platforms.fields import EncryptedTextField
+from platforms.timezones import MAX_OFFSET_MINUTES, MIN_OFFSET_MINUTES
 
 
 class PlatformKind(models.TextChoices):
@@ -61,6 +63,20 @@ class TradePlatform(models.Model):
         "trade platform id", help_text="The GUID the WebAPI knows this server by."
     )
     enabled = models.BooleanField(default=True)
+    # The server's clock zone, in minutes east of UTC (see platforms/timezones.py): what the
+    # server last reported, an admin's override of it, and the offset the mirror's stored
+    # server times were converted with (a snapshot run re-bases them when the zone changes).
+    time_zone_reported = models.IntegerField(
+        "reported time zone (minutes east of UTC)", null=True, blank=True, editable=False,
+        help_text="Read from MT4 ManagerCommon.timeZone / MT5 TimeGet by every snapshot run.",
+    )
+    time_zone_override = models.IntegerField(
+        "time zone override (minutes east of UTC)", null=True, blank=True,
+        validators=[MinValueValidator(MIN_OFFSET_MINUTES), MaxValueValidator(MAX_OFFSET_MINUTES)],
+        help_text="Blank = what the server reports. E.g. 120 for a server on UTC+2. Stored "
+                  "trade times are re-based by the next snapshot run.",
+    )
+    time_zone_applied = models.IntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -92,6 +108,14 @@ class TradePlatform(models.Model):
     @property
     def is_production(self) -> bool:
         return self.environment == PlatformEnvironment.PRODUCTION
+
+    @property
+    def utc_offset_minutes(self) -> int:
+        """The server clock's offset: the admin's override, else what the server reported,
+        else 0 (UTC) until a snapshot run has asked."""
+        if self.time_zone_override is not None:
+            return self.time_zone_override
+        return self.time_zone_reported or 0
 
 
 # True only inside ``platforms.audit.maintenance()``: the retention command's (and the test

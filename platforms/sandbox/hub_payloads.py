@@ -86,7 +86,7 @@ def margin_payload(platform: MT4Platform, acc: Account) -> dict[str, Any]:
         "login": acc.login,
         "group": acc.group.name,
         "leverage": acc.leverage,
-        "updated": int(time.time()),
+        "updated": int(platform.utc_offset_seconds + time.time()),  # the server's clock
         "balance": acc.balance,
         "equity": info["equity"],
         "volumeLots": info["volume"] / 100.0,

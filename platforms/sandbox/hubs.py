@@ -40,6 +40,7 @@ from .hub_payloads import margin_payload, symbol_payload, tick_payload, trade_pa
 from .market import Symbol
 from .mt4.records import Account, Trade
 from .simulator import Sandbox
+from .wire import server_clock
 
 RS = "\x1e"
 INVOCATION, STREAM_ITEM, COMPLETION, STREAM_INVOCATION, CANCEL, PING, CLOSE = range(1, 8)
@@ -163,10 +164,12 @@ class HubServer:
         self._stream_out("tick", item, sym.name)
 
     def _on_trade(self, event: tuple[str, Trade]) -> None:
-        self._stream_out("trade", _dumps(trade_payload(*event)))
+        with server_clock(self.sb.mt4.utc_offset_seconds):  # MT4's events: its wall clock
+            self._stream_out("trade", _dumps(trade_payload(*event)))
 
     def _on_user(self, event: tuple[str, Account]) -> None:
-        self._stream_out("user", _dumps(user_payload(*event)))
+        with server_clock(self.sb.mt4.utc_offset_seconds):
+            self._stream_out("user", _dumps(user_payload(*event)))
 
     def _on_symbol(self, event: tuple[str, Symbol]) -> None:
         self._stream_out("symbol", _dumps(symbol_payload(*event)))

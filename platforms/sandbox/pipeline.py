@@ -23,7 +23,7 @@ from .mt4 import operations as mt4_operations
 from .mt5 import operations as mt5_operations
 from .registry import Ctx, Op, find, known_action
 from .simulator import Sandbox
-from .wire import ApiFail, Result, envelope_error, envelope_ok, new_activity_id
+from .wire import ApiFail, Result, envelope_error, envelope_ok, new_activity_id, server_clock
 
 log = logging.getLogger("platforms.sandbox")
 
@@ -205,10 +205,12 @@ def _execute(
     sb: Sandbox, operation: Op, ctx: Ctx, key: str | None, activity: str, outcome: str | None = None
 ) -> bytes:
     try:
-        result = operation.handler(ctx)
-        if not isinstance(result, Result):
-            result = Result(result)
-        out = envelope_ok(result, activity)
+        # lazily built answers encode inside the clock too
+        with server_clock(getattr(ctx.platform, "utc_offset_seconds", 0)):
+            result = operation.handler(ctx)
+            if not isinstance(result, Result):
+                result = Result(result)
+            out = envelope_ok(result, activity)
     except ApiFail as exc:
         out = envelope_error(exc, activity)
     except Exception as exc:

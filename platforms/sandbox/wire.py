@@ -8,9 +8,11 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import msgspec
@@ -107,18 +109,47 @@ def envelope_error(fail: ApiFail, activity_id: str) -> bytes:
 # --------------------------------------------------------------------------- dates
 
 
+#: The answering platform's clock zone, seconds east of UTC. Like a real MT4/MT5 server, the
+#: sandbox keeps true instants inside and speaks its own wall clock on the wire, still with a
+#: ``Z`` (the WebAPI's way): :func:`iso` adds it, :func:`parse_time` takes it off. Set per
+#: request by the pipeline and per event by the hubs (:func:`server_clock`).
+SERVER_OFFSET: ContextVar[int] = ContextVar("sandbox_server_offset", default=0)
+
+
+@contextlib.contextmanager
+def server_clock(offset_seconds: int) -> Iterator[None]:
+    """Times written and read inside are the wall clock of a server ``offset_seconds`` east."""
+    token = SERVER_OFFSET.set(offset_seconds)
+    try:
+        yield
+    finally:
+        SERVER_OFFSET.reset(token)
+
+
+def to_wall(ts: float) -> float:
+    """A true instant (unix seconds) as the answering server's wall-clock seconds."""
+    return ts + SERVER_OFFSET.get()
+
+
+def from_wall(ts: float) -> float:
+    """The answering server's wall-clock seconds as the true instant."""
+    return ts - SERVER_OFFSET.get()
+
+
 def iso(ts: float | int | None) -> str:
-    """Unix seconds → ISO-8601 UTC with a ``Z`` (whole seconds unless fractional)."""
+    """Unix seconds → the server's wall clock as ISO-8601 with a ``Z`` (whole seconds unless
+    fractional), as the WebAPI sends it."""
     if not ts:
         return ZERO_TIME
-    d = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+    d = dt.datetime.fromtimestamp(to_wall(ts), tz=dt.UTC)
     if d.microsecond:
         return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
     return d.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(value: str | None, name: str) -> float | None:
-    """ISO-8601 (a trailing Z or offset; naive = UTC) → unix seconds; None when absent."""
+    """ISO-8601 of the server's wall clock (a trailing Z or none; an explicit offset is
+    honoured) → unix seconds of the instant; None when absent."""
     if value is None or value == "":
         return None
     text = value.strip().replace(" ", "+") if "T" in value else value.strip()
@@ -128,8 +159,8 @@ def parse_time(value: str | None, name: str) -> float | None:
         d = dt.datetime.fromisoformat(text)
     except ValueError:
         raise validation(f"'{name}' is not a valid ISO-8601 date-time: {value!r}") from None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.UTC)
+    if d.tzinfo is None or d.utcoffset() == dt.timedelta(0):
+        return from_wall(d.replace(tzinfo=dt.UTC).timestamp())
     return d.timestamp()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from django import forms
 from django.utils import timezone
@@ -18,13 +18,14 @@ JOURNAL_MODES = ["Standard", "Logins", "Trades", "Errors", "Full"]
 MAX_JOURNAL_RANGE = timedelta(days=31)
 
 
-def _aware(value: datetime) -> datetime:
-    return timezone.make_aware(value) if timezone.is_naive(value) else value
+def _aware(value: datetime, tz: tzinfo = UTC) -> datetime:
+    return value.replace(tzinfo=tz) if timezone.is_naive(value) else value
 
 
 class JournalForm(forms.Form):
     """Time range (at most 31 days, start before end), journal mode, server-side filter and
-    an extra text search applied to the lines returned."""
+    an extra text search applied to the lines returned. Typed times are read on ``tz`` (the
+    reader's zone, which the page names); ``start``/``end`` come out as instants."""
 
     start = BoundedDateTimeField(required=False)
     end = BoundedDateTimeField(required=False)
@@ -34,11 +35,20 @@ class JournalForm(forms.Form):
                              help_text="Server-side filter, e.g. a login")
     text = forms.CharField(max_length=100, required=False, label="Text contains")
 
+    def __init__(self, *args, tz: tzinfo = UTC, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tz = tz
+
+    def full_clean(self) -> None:
+        # Django reads a typed time on the "current" zone: make that the reader's zone
+        with timezone.override(self.tz):
+            super().full_clean()
+
     def clean(self):
         data = super().clean()
         now = timezone.now()
-        end = _aware(data.get("end") or now)
-        start = _aware(data.get("start") or end - timedelta(days=1))
+        end = _aware(data.get("end") or now, self.tz)
+        start = _aware(data.get("start") or end - timedelta(days=1), self.tz)
         if start >= end:
             raise forms.ValidationError("The start of the range must be before its end.")
         if end - start > MAX_JOURNAL_RANGE:

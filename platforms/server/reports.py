@@ -25,6 +25,7 @@ from platforms.mirror.models import MirrorAccount, MirrorClosedTrade
 from platforms.models import TradePlatform
 from platforms.server import dispatch
 from platforms.server.models import JobState, ReportJob
+from platforms.timezones import server_to_utc
 
 #: Logins per ``DailyReportsRequest`` call.
 LOGIN_BATCH = 500
@@ -130,9 +131,12 @@ def execute_report(job_id: int) -> ReportJob | None:
 
 
 def mirror_summary(platform: TradePlatform, start, end, logins: Iterable[int]) -> dict:
-    """Deposits and clients' closed P&L of the mirrored closed trades in [start, end]."""
+    """Deposits and clients' closed P&L of the mirrored closed trades in [start, end], bounds
+    on the server's clock (report days are server days; the mirror holds instants)."""
+    minutes = platform.utc_offset_minutes
     trades = MirrorClosedTrade.objects.filter(
-        platform=platform, login__in=list(logins), close_time__gte=start, close_time__lte=end)
+        platform=platform, login__in=list(logins),
+        close_time__gte=server_to_utc(start, minutes), close_time__lte=server_to_utc(end, minutes))
     deposit = trades.filter(command="Balance").aggregate(s=Sum("profit"))["s"] or 0.0
     client_pnl = trades.filter(Q(command="Buy") | Q(command="Sell")).aggregate(
         s=Sum("profit"))["s"] or 0.0
@@ -142,7 +146,8 @@ def mirror_summary(platform: TradePlatform, start, end, logins: Iterable[int]) -
 # --------------------------------------------------------------------------- periods
 
 def day_bounds(start, end) -> tuple[datetime, datetime]:
-    """The first instant of ``start`` and the last of ``end`` (server time is UTC)."""
+    """The first instant of ``start`` and the last of ``end`` on the server's clock, written
+    the wire's way (wall clock tagged UTC): reports are in server days."""
     tz = timezone.get_current_timezone()
     return (datetime.combine(start, time.min, tzinfo=tz),
             datetime.combine(end, time.max, tzinfo=tz))

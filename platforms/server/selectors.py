@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from platforms.access.masks import masks_q
@@ -11,6 +13,7 @@ from platforms.access.personal import visible_fields
 from platforms.access.scope import can_see_personal_data, group_masks_for
 from platforms.mirror.models import MirrorAccount
 from platforms.models import TradePlatform
+from platforms.timezones import journal_instant
 
 _NUMBER = re.compile(r"\d{3,}")
 
@@ -43,6 +46,25 @@ def visible_journal(user, lines: Iterable[Any], *, text: str = "",
     shown = (visible_fields(personal, line, ("ip", "message")) for line in lines)
     return [line for line in shown
             if all(needle in (line.message or "").lower() for needle in needles)]
+
+
+@dataclass(frozen=True)
+class TimedLine:
+    """A journal line with ``at``, its time as an instant; its other fields read through."""
+
+    at: datetime | None
+    line: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "line":  # copy/pickle probes, or not yet set
+            raise AttributeError(name)
+        return getattr(self.line, name)
+
+
+def timed_journal(lines: Iterable[Any], minutes: int) -> list[TimedLine]:
+    """Journal lines with their time read on the server's clock (``minutes`` east of UTC),
+    so pages show it in the reader's zone (``at`` is None if the text is unreadable)."""
+    return [TimedLine(journal_instant(line.time, minutes), line) for line in lines]
 
 
 #: what a mail job's page shows as typed or as the server answered

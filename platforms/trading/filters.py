@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
+
 import django_filters as filters
 from django import forms
 
 from platforms.access.scope import MAX_ID
 from platforms.models import AuditEvent
+from platforms.timezones import ZonedDateRange
 
 
 class IdFilter(filters.NumberFilter):
@@ -15,9 +18,9 @@ class IdFilter(filters.NumberFilter):
     field_class = forms.IntegerField
 
 
-class AuditFilter(filters.FilterSet):
+class AuditFilter(ZonedDateRange, filters.FilterSet):
     """Every parameter is declared: a value that does not parse is reported on the page and
-    ignored, never passed to the database."""
+    ignored, never passed to the database. ``since``/``until`` are days on ``tz``."""
 
     action = filters.CharFilter(field_name="action", lookup_expr="icontains", max_length=100)
     actor = filters.CharFilter(field_name="actor__username", lookup_expr="iexact",
@@ -28,12 +31,17 @@ class AuditFilter(filters.FilterSet):
     target = filters.CharFilter(field_name="target", lookup_expr="icontains", max_length=200,
                                 label="Account")
     request_id = filters.UUIDFilter(field_name="request_id", label="Request id")
-    since = filters.DateFilter(field_name="at", lookup_expr="date__gte", label="From")
-    until = filters.DateFilter(field_name="at", lookup_expr="date__lte", label="To")
+    since = filters.DateFilter(field_name="at", method="from_day", label="From")
+    until = filters.DateFilter(field_name="at", method="to_day", label="To")
 
     class Meta:
         model = AuditEvent
         fields: list[str] = []
+
+    def __init__(self, *args, tz: tzinfo = UTC, zone_label: str = "UTC", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tz = tz
+        self.zoned_labels(("since", "until"), zone_label)
 
     def problems(self) -> list[str]:
         """One sentence per parameter that was ignored."""

@@ -13,6 +13,7 @@ from django.utils import timezone
 from platforms.audit import Actor
 from platforms.client import ManagerApiError, NotFound
 from platforms.connections import client_for
+from platforms.timezones import utc_to_server
 from platforms.trading import dispatch, kinds
 from platforms.trading.approvals import ensure_allowed
 from platforms.trading.errors import NOT_SENT_ERRORS, OperationRefused, staff_message
@@ -29,7 +30,9 @@ HISTORY_SLACK = timedelta(minutes=10)
 
 
 def _history_since(task: TradeTask) -> datetime:
-    return (task.sent_at or task.created_at) - HISTORY_SLACK
+    """On the server's clock, as the history read wants it (``utc_offset_minutes``)."""
+    return utc_to_server((task.sent_at or task.created_at) - HISTORY_SLACK,
+                         task.platform.utc_offset_minutes)
 
 
 def probe(task: TradeTask, client) -> dict | None:

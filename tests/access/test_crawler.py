@@ -45,6 +45,7 @@ from platforms.mirror.models import (
 )
 from platforms.models import AuditEvent
 from platforms.server.models import MailJob, ReportJob
+from platforms.timezones import utc_to_server
 from platforms.trading.models import TradeTask
 from tests.factories import SnapshotRunFactory, StaffUserFactory, grant
 
@@ -178,7 +179,9 @@ def _mirror_from_sandbox(mt4) -> list[MirrorAccount]:
 def _journal_logins(mt4) -> dict[int, str]:
     """Login → client address, from the login lines of the sandbox's journal."""
     now = timezone.now()
-    lines = client_for(mt4).mt4.journal_request(now - timedelta(days=1), now, mode="Logins")
+    minutes = mt4.utc_offset_minutes  # the server reads the range on its own clock
+    lines = client_for(mt4).mt4.journal_request(utc_to_server(now - timedelta(days=1), minutes),
+                                                utc_to_server(now, minutes), mode="Logins")
     found = ((re.match(r"'(\d+)': login", line.message or ""), line.ip) for line in lines)
     return {int(match.group(1)): ip for match, ip in found if match and ip}
 

@@ -26,6 +26,7 @@ LATE_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
     ("platforms.apps", "platforms.mirror.signals"): "AppConfig.ready(): connects receivers",
     ("dashboard.apps", "dashboard.middleware"): "AppConfig.ready(): connects the login receiver",
     ("dashboard.apps", "dashboard.checks"): "AppConfig.ready(): registers the deploy checks",
+    ("dashboard.apps", "dashboard.timezones"): "AppConfig.ready(): connects the login receiver",
     # openpyxl takes hundreds of milliseconds to import; only a workbook download needs it.
     ("dashboard.exports", "openpyxl"): "heavy, loaded on the first workbook download only",
 }

@@ -31,6 +31,7 @@ from platforms.server.services import (
     create_mail_job,
     send_news,
 )
+from platforms.timezones import server_to_utc
 
 
 def _mail_accounts(request, platform, data) -> tuple[list, str]:
@@ -107,7 +108,9 @@ def mailbox(request, pk: int):
     context = {"platform": platform, "error": mt4_only_notice(platform)}
     if not context["error"]:
         mails = sidecar_read(context, client_for(platform).mt4.mails_request)
-        context["mails"] = list(reversed(mails or []))[:500]
+        minutes = platform.utc_offset_minutes  # mail times are the server's clock
+        context["mails"] = [(server_to_utc(m.time, minutes), m)
+                            for m in list(reversed(mails or []))[:500]]
     return render_page(request, "dashboard/server/mailbox.html", context)
 
 

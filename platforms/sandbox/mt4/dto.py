@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..market import SYMBOL_GROUPS, TRADE_COMMANDS, Group, Symbol
-from ..wire import encode, flags_to_str, iso, mt4_error, validation
+from ..wire import encode, flags_to_str, iso, mt4_error, to_wall, validation
 from .platform import MT4Platform
 from .records import Account, Trade
 
@@ -203,7 +203,7 @@ def margin_dict(p: MT4Platform, acc: Account, updated: int) -> dict[str, Any]:
         "login": acc.login,
         "group": acc.group.name,
         "leverage": acc.leverage,
-        "updated": updated,
+        "updated": int(to_wall(updated)) if updated > 0 else updated,
         "balance": acc.balance,
         "equity": info["equity"],
         "volume": info["volume"],

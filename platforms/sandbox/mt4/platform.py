@@ -52,6 +52,10 @@ from .records import (
 class MT4Platform:
     """One simulated MT4 server: generated deterministically from (seed, users)."""
 
+    #: The server's clock runs on UTC+2 (EET, as most MT4 servers do): its wire times are
+    #: that wall clock (see ``wire.server_clock``) and ``ManagerCommon.timeZone`` says 2.
+    utc_offset_seconds = 2 * 3600
+
     def __init__(self, seed: int, users: int, market: Market, *, now: float | None = None) -> None:
         self.seed = seed
         self.market = market

@@ -45,7 +45,8 @@ def server_time(ctx: Ctx) -> Result:
 @op(MT5, "GET", "TimeGet", 10)
 def time_get(ctx: Ctx) -> Result:
     return Result(
-        {"timeZone": 0, "timeServer": "Sandbox MT5", "daylight": False, "daylightState": 0}
+        {"timeZone": ctx.platform.utc_offset_seconds // 60, "timeServer": "Sandbox MT5",
+         "daylight": False, "daylightState": 0}
     )
 
 

@@ -17,6 +17,9 @@ VOL = 10000  # MT5 raw volume units per lot
 class MT5Platform:
     """One simulated MT5 server: generated deterministically from (seed, users)."""
 
+    #: The server's clock zone (``TimeGet.timeZone`` in minutes): UTC, so both paths are seen.
+    utc_offset_seconds = 0
+
     def __init__(self, seed: int, users: int, market: Market) -> None:
         self.market = market
         self.groups: dict[str, dict[str, Any]] = {g.name: group_record(g) for g in default_groups()}

@@ -6,7 +6,18 @@ import datetime as dt
 
 from ...market import PERIODS
 from ...registry import Ctx, op
-from ...wire import Raw, Result, encode, enum_lookup, iso, page, parse_limit, parse_time, validation
+from ...wire import (
+    Raw,
+    Result,
+    encode,
+    enum_lookup,
+    iso,
+    page,
+    parse_limit,
+    parse_time,
+    to_wall,
+    validation,
+)
 from .. import dto
 from .arguments import MT4, group_name_arg, login_arg, platform_of
 
@@ -24,13 +35,14 @@ def manager_common(ctx: Ctx) -> Result:
             "owner": "Sandbox Markets Ltd",
             "build": 1420,
             "version": 400,
-            "timeZone": 0,
+            "timeZone": platform_of(ctx).utc_offset_seconds // 3600,
         }
     )
 
 
 def _log_time(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y.%m.%d %H:%M:%S")
+    """The journal's time: the server's wall clock, without a zone (as MT4 writes it)."""
+    return dt.datetime.fromtimestamp(to_wall(ts), tz=dt.UTC).strftime("%Y.%m.%d %H:%M:%S")
 
 
 LOG_MODES = ["Standard", "Logins", "Trades", "Errors", "Full", "Updater", "SendMail", "Failover"]

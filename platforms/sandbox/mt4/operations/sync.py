@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...registry import Ctx, op
-from ...wire import Raw, Result, parse_limit, validation
+from ...wire import Raw, Result, from_wall, parse_limit, validation
 from .. import dto
 from .arguments import MT4, platform_of
 
@@ -35,7 +35,7 @@ def _timestamp(ctx: Ctx) -> float:
         raise validation(f"'timestamp' must be an integer (unix seconds), got {raw!r}") from None
     if value < 0 or value > 2**31 - 1:
         raise validation("'timestamp' must be a non-negative int32")
-    return float(value)
+    return from_wall(float(value))  # the server's wall-clock seconds (``ServerTime``)
 
 
 def _snapshot_limit(ctx: Ctx) -> int:
