@@ -11,6 +11,7 @@ from dashboard.views import (
     market,
     mirror,
     overview,
+    search,
     trades,
     trading,
     two_factor,
@@ -23,6 +24,7 @@ from dashboard.views.server import reports as server_reports
 
 dashboard_patterns = [
     path("", overview.overview, name="overview"),
+    path("search/", search.client_search, name="client-search"),
     path("platforms/<int:pk>/health/", overview.platform_health, name="platform-health"),
     # --- trades, history, market
     path("platforms/<int:pk>/trades/", trades.trade_list, name="trades"),

@@ -1,0 +1,215 @@
+"""Find a client anywhere: one search over the mirror's accounts of every platform a user may see.
+
+A term is matched against the login (exact, prefix, substring), name, comment and, for users
+holding ``view_personal_data`` only, e-mail, phone and last IP (prefix and substring, any
+case). Scope comes from the one gate (:func:`platforms.access.scope.scope_for`): platforms
+outside the grant are never queried, rows outside the grant's MT4 group masks never match, and
+personal columns are neither searched nor returned without the permission — so a term that
+only an e-mail contains finds nothing for such a user.
+
+Reads go to the mirror, never to the trade servers, through an index on each database
+(:mod:`platforms.mirror.search_index`): trigram GIN with ``ILIKE`` on PostgreSQL, FTS5 trigram
+on SQLite (a ``LIKE`` scan where SQLite lacks the tokenizer). Work is bounded: at most
+:data:`PER_PLATFORM` rows per platform and :data:`TOTAL` in all, a term of at most
+:data:`MAX_TERM` characters, text terms of at least :data:`MIN_TEXT` (a trigram index cannot
+narrow anything shorter; a login can be any length, since a prefix of digits is a few B-tree
+ranges).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import F, Lookup, Q, QuerySet, TextField
+from django.db.models.functions import Cast
+
+from platforms.access.masks import masks_q
+from platforms.access.scope import MAX_ID, scope_for
+from platforms.mirror.models import MirrorAccount
+from platforms.mirror.search_index import (
+    PERSONAL_COLUMNS,
+    PUBLIC_COLUMNS,
+    SEARCH_TABLE,
+    sqlite_index_ready,
+)
+from platforms.models import TradePlatform
+
+MAX_TERM = 100
+MIN_TEXT = 3
+PER_PLATFORM = 10
+TOTAL = 50
+#: Columns each result carries (personal ones are blanked for users without the permission).
+SHOWN = ("platform_id", "login", "name", "group", "comment", *PERSONAL_COLUMNS)
+LABELS = {"login": "login", "name": "name", "comment": "comment", "email": "e-mail",
+          "phone": "phone", "last_ip": "last IP"}
+
+
+class SearchTermError(ValueError):
+    """A term the search refuses, with the message to show the user."""
+
+
+def clean_term(raw: object) -> str:
+    """The term to search for: trimmed, at most :data:`MAX_TERM` characters, no NUL or other
+    control character, and either a login (digits) or :data:`MIN_TEXT` characters of text.
+    An empty term is "" (nothing to search)."""
+    term = str(raw or "").strip()
+    if len(term) > MAX_TERM:
+        raise SearchTermError(f"Search for at most {MAX_TERM} characters.")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in term):
+        raise SearchTermError("The search cannot contain control characters.")
+    if term and not term.isdigit() and len(term) < MIN_TEXT:
+        raise SearchTermError(f"Type at least {MIN_TEXT} characters, or a login.")
+    return term
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One account found: what the result list shows, and which field the term matched."""
+
+    platform_id: int
+    login: int
+    name: str
+    group: str
+    email: str
+    matched: str
+
+
+@dataclass
+class PlatformHits:
+    platform: TradePlatform
+    hits: list[Hit] = field(default_factory=list)
+    #: more accounts than shown match on this platform (narrow the term to see them)
+    more: bool = False
+
+
+@dataclass
+class SearchResult:
+    term: str
+    platforms: list[PlatformHits] = field(default_factory=list)
+    #: platforms whose matches were not read because :data:`TOTAL` was reached first
+    skipped: list[TradePlatform] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(len(p.hits) for p in self.platforms)
+
+
+class _ContainsAnyCase(Lookup):
+    """``lhs ILIKE '%term%'`` on PostgreSQL (what ``gin_trgm_ops`` serves: Django's
+    ``icontains`` writes ``UPPER(col::text) LIKE``, which no plain-column index serves)."""
+
+    lookup_name = "search_contains"
+
+    def as_sql(self, compiler, conn):
+        lhs, lhs_params = self.process_lhs(compiler, conn)
+        rhs, rhs_params = self.process_rhs(compiler, conn)
+        return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
+
+
+def _login_ranges(digits: str) -> Q:
+    """Logins that start with ``digits``: one B-tree range per possible length."""
+    ranges = Q()
+    first = int(digits)
+    if first == 0 or first > MAX_ID:
+        return Q(pk__in=[])
+    width = 0
+    while first * 10**width <= MAX_ID:
+        low = first * 10**width
+        high = min((first + 1) * 10**width - 1, MAX_ID)
+        ranges |= Q(login__range=(low, high))
+        width += 1
+    return ranges
+
+
+def _substring_pg(term: str, columns: Iterable[str]) -> Q:
+    pattern = f"%{connection.ops.prep_for_like_query(term)}%"
+    match = Q()
+    for column in columns:
+        lhs = Cast("login", TextField()) if column == "login" else F(column)
+        match |= Q(_ContainsAnyCase(lhs, pattern))
+    return match
+
+
+def _fts_phrase(term: str, columns: Iterable[str]) -> str:
+    """An FTS5 query for ``term`` as one phrase (quotes doubled, so nothing inside is syntax)
+    restricted to ``columns``."""
+    quoted = term.replace('"', '""')
+    return f'{{{" ".join(columns)}}} : "{quoted}"'
+
+
+def _substring(accounts: QuerySet, term: str, columns: tuple[str, ...]) -> QuerySet:
+    if connection.vendor == "postgresql":
+        return accounts.filter(_substring_pg(term, columns))
+    if connection.vendor == "sqlite" and sqlite_index_ready(connection):
+        # a join, not ``id IN (subquery)``: SQLite walks the FTS matches and stops at the
+        # LIMIT, where IN would first collect every match (all of them, for "example.com")
+        return accounts.extra(  # noqa: S610 (constant SQL; the term is a parameter)
+            tables=[SEARCH_TABLE],
+            where=[f"{SEARCH_TABLE}.rowid = platforms_mirroraccount.id",
+                   f"{SEARCH_TABLE} MATCH %s"],
+            params=[_fts_phrase(term, columns)])
+    match = Q()
+    for column in columns:
+        match |= Q(**{f"{column}__icontains": term})
+    return accounts.filter(match)
+
+
+def _matched(row: dict, term: str, columns: tuple[str, ...]) -> tuple[int, str]:
+    """(rank, field): 0 exact login, 1 a field starting with the term, 2 a field containing it."""
+    needle = term.casefold()
+    if str(row["login"]) == term:
+        return 0, "login"
+    found = ""
+    for column in columns:
+        value = str(row[column] or "").casefold()
+        if value.startswith(needle):
+            return 1, column
+        if not found and needle in value:
+            found = column
+    return 2, found or columns[0]
+
+
+def _platform_hits(accounts: QuerySet, term: str, columns: tuple[str, ...], limit: int,
+                   personal: bool) -> tuple[list[Hit], bool]:
+    rows: dict[int, dict] = {}
+    wanted = limit + 1
+    if term.isdigit():
+        for row in accounts.filter(_login_ranges(term)).order_by("login").values(*SHOWN)[:wanted]:
+            rows.setdefault(row["login"], row)
+    if len(term) >= MIN_TEXT and len(rows) < wanted:
+        # unordered: the model's default order (by platform *name*) would join and sort every
+        # match before the LIMIT; the few rows found are ranked here
+        found = _substring(accounts, term, columns).order_by().values(*SHOWN)[:wanted]
+        for row in found:
+            rows.setdefault(row["login"], row)
+    ranked = sorted(rows.values(), key=lambda r: (*_matched(r, term, columns)[:1], r["login"]))
+    hits = [Hit(r["platform_id"], r["login"], r["name"], r["group"],
+                r["email"] if personal else "", LABELS[_matched(r, term, columns)[1]])
+            for r in ranked[:limit]]
+    return hits, len(ranked) > limit
+
+
+def find_clients(user, term: str) -> SearchResult:
+    """Accounts matching ``term`` (already :func:`clean_term`-ed) on every platform ``user`` may
+    see, grouped by platform (by name), at most :data:`PER_PLATFORM` each and :data:`TOTAL` in
+    all."""
+    result = SearchResult(term)
+    scope = scope_for(user)
+    if not term or not scope.platforms:
+        return result
+    columns = PUBLIC_COLUMNS + (PERSONAL_COLUMNS if scope.personal else ())
+    left = TOTAL
+    for platform in TradePlatform.objects.filter(pk__in=scope.platforms).order_by("name"):
+        if left <= 0:
+            result.skipped.append(platform)
+            continue
+        accounts = MirrorAccount.objects.filter(platform=platform).filter(
+            masks_q("group", scope.platforms[platform.pk]))
+        hits, more = _platform_hits(accounts, term, columns, min(PER_PLATFORM, left),
+                                    scope.personal)
+        if hits:
+            result.platforms.append(PlatformHits(platform, hits, more))
+            left -= len(hits)
+    return result
