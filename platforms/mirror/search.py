@@ -18,14 +18,15 @@ ranges).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from django.db import connection
 from django.db.models import F, Lookup, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
-from platforms.access.masks import masks_q
+from platforms.access.masks import group_allowed, masks_q
 from platforms.access.scope import MAX_ID, scope_for
 from platforms.mirror.models import MirrorAccount
 from platforms.mirror.search_index import (
@@ -140,20 +141,57 @@ def _fts_phrase(term: str, columns: Iterable[str]) -> str:
 
 
 def _substring(accounts: QuerySet, term: str, columns: tuple[str, ...]) -> QuerySet:
+    """``accounts`` containing ``term`` in one of ``columns``, through the trigram index on
+    PostgreSQL; elsewhere the plain ``LIKE`` scan (SQLite without FTS5's trigram tokenizer)."""
     if connection.vendor == "postgresql":
         return accounts.filter(_substring_pg(term, columns))
-    if connection.vendor == "sqlite" and sqlite_index_ready(connection):
-        # a join, not ``id IN (subquery)``: SQLite walks the FTS matches and stops at the
-        # LIMIT, where IN would first collect every match (all of them, for "example.com")
-        return accounts.extra(  # noqa: S610 (constant SQL; the term is a parameter)
-            tables=[SEARCH_TABLE],
-            where=[f"{SEARCH_TABLE}.rowid = platforms_mirroraccount.id",
-                   f"{SEARCH_TABLE} MATCH %s"],
-            params=[_fts_phrase(term, columns)])
     match = Q()
     for column in columns:
         match |= Q(**{f"{column}__icontains": term})
     return accounts.filter(match)
+
+
+_FTS_COLUMNS = ", ".join(f'a."{column}"' for column in SHOWN)  # "group" is a keyword
+FTS_SQL = (
+    f"SELECT {_FTS_COLUMNS} FROM {SEARCH_TABLE}"  # noqa: S608
+    f" CROSS JOIN {MirrorAccount._meta.db_table} a ON a.id = {SEARCH_TABLE}.rowid"
+    f" WHERE {SEARCH_TABLE} MATCH %s AND a.platform_id = %s")
+
+
+def _fts_rows(platform_id: int, allowed: Callable[[str], bool], term: str,
+              columns: tuple[str, ...], wanted: int) -> list[dict]:
+    """SQLite: the rows of one platform whose ``columns`` contain ``term``, walked from the
+    FTS5 matches (``CROSS JOIN`` fixes that order: left to choose, SQLite drives from the
+    platform's accounts and runs the whole MATCH once per account). The group masks are
+    checked here, row by row, until ``wanted`` rows passed."""
+    rows: list[dict] = []
+    with connection.cursor() as cursor:
+        cursor.execute(FTS_SQL, [_fts_phrase(term, columns), platform_id])
+        while len(rows) < wanted and (batch := cursor.fetchmany(wanted)):
+            rows += [row for row in (dict(zip(SHOWN, values, strict=True)) for values in batch)
+                     if allowed(row["group"])][:wanted - len(rows)]
+    return rows
+
+
+def _substring_rows(platform_id: int, masks: str, term: str, columns: tuple[str, ...],
+                    wanted: int) -> list[dict]:
+    """Up to ``wanted`` rows of one platform, inside ``masks``, containing ``term``."""
+    if connection.vendor == "sqlite" and sqlite_index_ready(connection):
+        return _fts_rows(platform_id, lambda group: _group_allowed(group, masks), term, columns,
+                         wanted)
+    # unordered: the model's default order (by platform *name*) would join and sort every
+    # match before the LIMIT; the few rows found are ranked by the caller
+    accounts = _scoped_accounts(platform_id, masks)
+    return list(_substring(accounts, term, columns).order_by().values(*SHOWN)[:wanted])
+
+
+@lru_cache(maxsize=4096)
+def _group_allowed(group: str, masks: str) -> bool:
+    return not masks.strip() or group_allowed(group, masks)
+
+
+def _scoped_accounts(platform_id: int, masks: str) -> QuerySet:
+    return MirrorAccount.objects.filter(platform_id=platform_id).filter(masks_q("group", masks))
 
 
 def _matched(row: dict, term: str, columns: tuple[str, ...]) -> tuple[int, str]:
@@ -171,18 +209,16 @@ def _matched(row: dict, term: str, columns: tuple[str, ...]) -> tuple[int, str]:
     return 2, found or columns[0]
 
 
-def _platform_hits(accounts: QuerySet, term: str, columns: tuple[str, ...], limit: int,
-                   personal: bool) -> tuple[list[Hit], bool]:
+def _platform_hits(platform_id: int, masks: str, term: str, columns: tuple[str, ...],
+                   limit: int, personal: bool) -> tuple[list[Hit], bool]:
     rows: dict[int, dict] = {}
     wanted = limit + 1
     if term.isdigit():
-        for row in accounts.filter(_login_ranges(term)).order_by("login").values(*SHOWN)[:wanted]:
+        by_login = _scoped_accounts(platform_id, masks).filter(_login_ranges(term))
+        for row in by_login.order_by("login").values(*SHOWN)[:wanted]:
             rows.setdefault(row["login"], row)
     if len(term) >= MIN_TEXT and len(rows) < wanted:
-        # unordered: the model's default order (by platform *name*) would join and sort every
-        # match before the LIMIT; the few rows found are ranked here
-        found = _substring(accounts, term, columns).order_by().values(*SHOWN)[:wanted]
-        for row in found:
+        for row in _substring_rows(platform_id, masks, term, columns, wanted):
             rows.setdefault(row["login"], row)
     ranked = sorted(rows.values(), key=lambda r: (*_matched(r, term, columns)[:1], r["login"]))
     hits = [Hit(r["platform_id"], r["login"], r["name"], r["group"],
@@ -205,10 +241,8 @@ def find_clients(user, term: str) -> SearchResult:
         if left <= 0:
             result.skipped.append(platform)
             continue
-        accounts = MirrorAccount.objects.filter(platform=platform).filter(
-            masks_q("group", scope.platforms[platform.pk]))
-        hits, more = _platform_hits(accounts, term, columns, min(PER_PLATFORM, left),
-                                    scope.personal)
+        hits, more = _platform_hits(platform.pk, scope.platforms[platform.pk], term, columns,
+                                    min(PER_PLATFORM, left), scope.personal)
         if hits:
             result.platforms.append(PlatformHits(platform, hits, more))
             left -= len(hits)
