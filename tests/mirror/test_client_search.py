@@ -131,8 +131,17 @@ def test_the_index_follows_the_mirror(book, support):
     alice.save()
     assert logins(find_clients(support, "renamed")) == {"London": [700101]}
     assert logins(find_clients(support, "marchetti")) == {}
-    MirrorAccount.objects.filter(login=700101).delete()
+    alice.name = "Upserted Name"  # as the snapshot writer writes on SQLite
+    MirrorAccount.objects.bulk_create([alice], update_conflicts=True,
+                                      unique_fields=["platform", "login"], update_fields=["name"])
+    assert logins(find_clients(support, "upserted")) == {"London": [700101]}
     assert logins(find_clients(support, "renamed")) == {}
+    MirrorAccount.objects.filter(login=700101).delete()
+    assert logins(find_clients(support, "upserted")) == {}
+    if connection.vendor == "sqlite":  # the FTS5 index agrees with its content table
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE})"  # noqa: S608
+                           " VALUES ('integrity-check')")
 
 
 def test_the_database_index_is_in_place_and_used(book, support):
