@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from django.db import connection
-from django.db.models import F, Lookup, Q, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import Lookup, Q, QuerySet, TextField
+from django.db.models.expressions import RawSQL
 
 from platforms.access.masks import group_allowed, masks_q
 from platforms.access.scope import MAX_ID, scope_for
@@ -33,6 +33,7 @@ from platforms.mirror.search_index import (
     PERSONAL_COLUMNS,
     PUBLIC_COLUMNS,
     SEARCH_TABLE,
+    pg_document,
     sqlite_index_ready,
 )
 from platforms.models import TradePlatform
@@ -99,7 +100,7 @@ class SearchResult:
 
 class _ContainsAnyCase(Lookup):
     """``lhs ILIKE '%term%'`` on PostgreSQL (what ``gin_trgm_ops`` serves: Django's
-    ``icontains`` writes ``UPPER(col::text) LIKE``, which no plain-column index serves)."""
+    ``icontains`` writes ``UPPER(lhs::text) LIKE``, which the index does not serve)."""
 
     lookup_name = "search_contains"
 
@@ -124,12 +125,12 @@ def _login_ranges(digits: str) -> Q:
     return ranges
 
 
-def _substring_pg(term: str, columns: Iterable[str]) -> Q:
+def _substring_pg(term: str, personal: bool) -> Q:
     pattern = f"%{connection.ops.prep_for_like_query(term)}%"
     match = Q()
-    for column in columns:
-        lhs = Cast("login", TextField()) if column == "login" else F(column)
-        match |= Q(_ContainsAnyCase(lhs, pattern))
+    for columns in (PUBLIC_COLUMNS, PERSONAL_COLUMNS) if personal else (PUBLIC_COLUMNS,):
+        document = RawSQL(pg_document(columns), [], output_field=TextField())  # noqa: S611
+        match |= Q(_ContainsAnyCase(document, pattern))
     return match
 
 
@@ -144,7 +145,7 @@ def _substring(accounts: QuerySet, term: str, columns: tuple[str, ...]) -> Query
     """``accounts`` containing ``term`` in one of ``columns``, through the trigram index on
     PostgreSQL; elsewhere the plain ``LIKE`` scan (SQLite without FTS5's trigram tokenizer)."""
     if connection.vendor == "postgresql":
-        return accounts.filter(_substring_pg(term, columns))
+        return accounts.filter(_substring_pg(term, personal=PERSONAL_COLUMNS[0] in columns))
     match = Q()
     for column in columns:
         match |= Q(**{f"{column}__icontains": term})
@@ -181,8 +182,18 @@ def _substring_rows(platform_id: int, masks: str, term: str, columns: tuple[str,
                          wanted)
     # unordered: the model's default order (by platform *name*) would join and sort every
     # match before the LIMIT; the few rows found are ranked by the caller
-    accounts = _scoped_accounts(platform_id, masks)
-    return list(_substring(accounts, term, columns).order_by().values(*SHOWN)[:wanted])
+    found = _substring(_scoped_accounts(platform_id, masks), term, columns).order_by()
+    if connection.vendor != "postgresql":
+        return list(found.values(*SHOWN)[:wanted])
+    # Planned whole, read lazily: under a bare LIMIT the planner bets that a scan of the table
+    # meets enough matches early (it guesses a few dozen) and loses the bet for a rare term;
+    # a MATERIALIZED CTE is planned for all its rows (the index, for a rare term) yet the
+    # LIMIT outside still stops it at the first ``wanted`` rows.
+    inner, params = found.values_list(*SHOWN).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH found AS MATERIALIZED ({inner}) SELECT * FROM found LIMIT %s",  # noqa: S608
+                       [*params, wanted])
+        return [dict(zip(SHOWN, values, strict=True)) for values in cursor.fetchall()]
 
 
 @lru_cache(maxsize=4096)
