@@ -110,19 +110,35 @@ class _ContainsAnyCase(Lookup):
         return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
 
 
-def _login_ranges(digits: str) -> Q:
-    """Logins that start with ``digits``: one B-tree range per possible length."""
-    ranges = Q()
+def _login_ranges(digits: str, lowest: int, highest: int) -> list[tuple[int, int]]:
+    """Logins that start with ``digits``, as B-tree ranges (one per possible length, shortest
+    and so lowest first), only those that meet the platform's ``lowest`` … ``highest``."""
     first = int(digits)
-    if first == 0 or first > MAX_ID:
-        return Q(pk__in=[])
+    ranges = []
     width = 0
-    while first * 10**width <= MAX_ID:
-        low = first * 10**width
-        high = min((first + 1) * 10**width - 1, MAX_ID)
-        ranges |= Q(login__range=(low, high))
+    while 0 < first * 10**width <= min(highest, MAX_ID):
+        low, high = first * 10**width, min((first + 1) * 10**width - 1, MAX_ID)
+        if high >= lowest:
+            ranges.append((low, high))
         width += 1
     return ranges
+
+
+def _by_login(accounts: QuerySet, digits: str, wanted: int) -> list[dict]:
+    """Up to ``wanted`` of ``accounts`` whose login starts with ``digits``, by login: one
+    short index range scan per login length the platform has (usually one or two), rather than
+    one query over every length, which read, sorted and cut every login of those lengths."""
+    ends = [accounts.order_by(key).values_list("login", flat=True).first()
+            for key in ("login", "-login")]
+    if ends[0] is None or ends[1] is None:
+        return []
+    rows: list[dict] = []
+    for low, high in _login_ranges(digits, ends[0], ends[1]):
+        found = accounts.filter(login__range=(low, high)).order_by("login")
+        rows += found.values(*SHOWN)[:wanted - len(rows)]
+        if len(rows) >= wanted:
+            break
+    return rows
 
 
 def _substring_pg(term: str, personal: bool) -> Q:
@@ -225,8 +241,7 @@ def _platform_hits(platform_id: int, masks: str, term: str, columns: tuple[str, 
     rows: dict[int, dict] = {}
     wanted = limit + 1
     if term.isdigit():
-        by_login = _scoped_accounts(platform_id, masks).filter(_login_ranges(term))
-        for row in by_login.order_by("login").values(*SHOWN)[:wanted]:
+        for row in _by_login(_scoped_accounts(platform_id, masks), term, wanted):
             rows.setdefault(row["login"], row)
     if len(term) >= MIN_TEXT and len(rows) < wanted:
         for row in _substring_rows(platform_id, masks, term, columns, wanted):
