@@ -42,6 +42,8 @@ MAX_TERM = 100
 MIN_TEXT = 3
 PER_PLATFORM = 10
 TOTAL = 50
+#: SQLite: FTS5 matches walked per platform at most (all platforms share one FTS table)
+MAX_WALK = 20_000
 #: Columns each result carries (personal ones are blanked for users without the permission).
 SHOWN = ("platform_id", "login", "name", "group", "comment", *PERSONAL_COLUMNS)
 LABELS = {"login": "login", "name": "name", "comment": "comment", "email": "e-mail",
@@ -172,27 +174,41 @@ _FTS_COLUMNS = ", ".join(f'a."{column}"' for column in SHOWN)  # "group" is a ke
 FTS_SQL = (
     f"SELECT {_FTS_COLUMNS} FROM {SEARCH_TABLE}"  # noqa: S608
     f" CROSS JOIN {MirrorAccount._meta.db_table} a ON a.id = {SEARCH_TABLE}.rowid"
-    f" WHERE {SEARCH_TABLE} MATCH %s AND a.platform_id = %s")
+    f" WHERE {SEARCH_TABLE} MATCH %s")
 
 
 def _fts_rows(platform_id: int, allowed: Callable[[str], bool], term: str,
-              columns: tuple[str, ...], wanted: int) -> list[dict]:
-    """SQLite: the rows of one platform whose ``columns`` contain ``term``, walked from the
-    FTS5 matches (``CROSS JOIN`` fixes that order: left to choose, SQLite drives from the
-    platform's accounts and runs the whole MATCH once per account). The group masks are
-    checked here, row by row, until ``wanted`` rows passed."""
+              columns: tuple[str, ...], wanted: int) -> tuple[list[dict], bool]:
+    """SQLite: up to ``wanted`` rows of one platform whose ``columns`` contain ``term``, and
+    whether the walk was cut short.
+
+    The walk starts from the FTS5 matches (``CROSS JOIN`` fixes that order: left to choose,
+    SQLite drives from the platform's accounts and runs the whole MATCH once per account);
+    platform and group masks are checked here, row by row, over at most :data:`MAX_WALK`
+    matches: one FTS table serves every platform, so a term common on one platform would
+    otherwise be walked to its end while looking for the rare match on another.
+    """
     rows: list[dict] = []
+    walked = 0
     with connection.cursor() as cursor:
-        cursor.execute(FTS_SQL, [_fts_phrase(term, columns), platform_id])
-        while len(rows) < wanted and (batch := cursor.fetchmany(wanted)):
-            rows += [row for row in (dict(zip(SHOWN, values, strict=True)) for values in batch)
-                     if allowed(row["group"])][:wanted - len(rows)]
-    return rows
+        cursor.execute(FTS_SQL, [_fts_phrase(term, columns)])
+        while len(rows) < wanted and (batch := cursor.fetchmany(500)):
+            walked += len(batch)
+            for values in batch:
+                row = dict(zip(SHOWN, values, strict=True))
+                if row["platform_id"] == platform_id and allowed(row["group"]):
+                    rows.append(row)
+                    if len(rows) == wanted:
+                        break
+            if walked >= MAX_WALK:
+                return rows, len(rows) < wanted
+    return rows, False
 
 
 def _substring_rows(platform_id: int, masks: str, term: str, columns: tuple[str, ...],
-                    wanted: int) -> list[dict]:
-    """Up to ``wanted`` rows of one platform, inside ``masks``, containing ``term``."""
+                    wanted: int) -> tuple[list[dict], bool]:
+    """Up to ``wanted`` rows of one platform, inside ``masks``, containing ``term``, and
+    whether the search stopped before it could tell that there are no more."""
     if connection.vendor == "sqlite" and sqlite_index_ready(connection):
         return _fts_rows(platform_id, lambda group: _group_allowed(group, masks), term, columns,
                          wanted)
@@ -200,7 +216,7 @@ def _substring_rows(platform_id: int, masks: str, term: str, columns: tuple[str,
     # match before the LIMIT; the few rows found are ranked by the caller
     found = _substring(_scoped_accounts(platform_id, masks), term, columns).order_by()
     if connection.vendor != "postgresql":
-        return list(found.values(*SHOWN)[:wanted])
+        return list(found.values(*SHOWN)[:wanted]), False
     # Planned whole, read lazily: under a bare LIMIT the planner bets that a scan of the table
     # meets enough matches early (it guesses a few dozen) and loses the bet for a rare term;
     # a MATERIALIZED CTE is planned for all its rows (the index, for a rare term) yet the
@@ -209,7 +225,7 @@ def _substring_rows(platform_id: int, masks: str, term: str, columns: tuple[str,
     with connection.cursor() as cursor:
         cursor.execute(f"WITH found AS MATERIALIZED ({inner}) SELECT * FROM found LIMIT %s",  # noqa: S608
                        [*params, wanted])
-        return [dict(zip(SHOWN, values, strict=True)) for values in cursor.fetchall()]
+        return [dict(zip(SHOWN, values, strict=True)) for values in cursor.fetchall()], False
 
 
 @lru_cache(maxsize=4096)
@@ -238,19 +254,22 @@ def _matched(row: dict, term: str, columns: tuple[str, ...]) -> tuple[int, str]:
 
 def _platform_hits(platform_id: int, masks: str, term: str, columns: tuple[str, ...],
                    limit: int, personal: bool) -> tuple[list[Hit], bool]:
+    """The platform's hits, best first, and whether more may match than are shown."""
     rows: dict[int, dict] = {}
+    cut = False
     wanted = limit + 1
     if term.isdigit():
         for row in _by_login(_scoped_accounts(platform_id, masks), term, wanted):
             rows.setdefault(row["login"], row)
     if len(term) >= MIN_TEXT and len(rows) < wanted:
-        for row in _substring_rows(platform_id, masks, term, columns, wanted):
+        found, cut = _substring_rows(platform_id, masks, term, columns, wanted)
+        for row in found:
             rows.setdefault(row["login"], row)
     ranked = sorted(rows.values(), key=lambda r: (*_matched(r, term, columns)[:1], r["login"]))
     hits = [Hit(r["platform_id"], r["login"], r["name"], r["group"],
                 r["email"] if personal else "", LABELS[_matched(r, term, columns)[1]])
             for r in ranked[:limit]]
-    return hits, len(ranked) > limit
+    return hits, cut or len(ranked) > limit
 
 
 def find_clients(user, term: str) -> SearchResult:
@@ -269,7 +288,7 @@ def find_clients(user, term: str) -> SearchResult:
             continue
         hits, more = _platform_hits(platform.pk, scope.platforms[platform.pk], term, columns,
                                     min(PER_PLATFORM, left), scope.personal)
-        if hits:
+        if hits or more:
             result.platforms.append(PlatformHits(platform, hits, more))
             left -= len(hits)
     return result
