@@ -13,6 +13,7 @@ from dashboard.views import (
     mirror,
     overview,
     preferences,
+    search,
     trades,
     trading,
     two_factor,
@@ -26,6 +27,7 @@ from dashboard.views.server import reports as server_reports
 dashboard_patterns = [
     path("", overview.overview, name="overview"),
     path("preferences/time-zone/", preferences.time_zone, name="time-zone"),
+    path("search/", search.client_search, name="client-search"),
     path("platforms/<int:pk>/health/", overview.platform_health, name="platform-health"),
     # --- trades, history, market
     path("platforms/<int:pk>/trades/", trades.trade_list, name="trades"),
