@@ -409,6 +409,7 @@ def _hostile_queries(keys: list[str], values: tuple[str, ...] = tuple(HOSTILE_VA
 ALL_AT_ONCE = "&".join(_hostile_queries(FALLBACK_KEYS))
 
 
+@pytest.mark.timeout(900)  # ~2.5 min on an idle CI box; a loaded one doubles it
 def test_every_page_survives_hostile_input_and_keeps_scope(client, world, monkeypatch):
     started = time.monotonic()
     recorder = Recorder(monkeypatch)
