@@ -383,3 +383,8 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# --- Broker scale (issue 24) ------------------------------------------------------------------
+#: A list counts its filtered rows up to this many and says "more than …" beyond (a
+#: ``COUNT(*)`` over a million rows is a full scan on every new filter).
+LIST_COUNT_BOUND = env.int("LIST_COUNT_BOUND", default=10_000)

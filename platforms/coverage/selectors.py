@@ -23,7 +23,8 @@ from platforms.access.masks import group_allowed
 from platforms.access.scope import group_masks_for, group_scope_q, is_staff, visible_platforms
 from platforms.coverage import stream_trades
 from platforms.coverage.models import CoverageAccount
-from platforms.mirror.models import MirrorOpenTrade, MirrorState, MirrorSymbol
+from platforms.mirror.models import MirrorOpenTrade, MirrorState, MirrorSymbol, MirrorTradeTotal
+from platforms.mirror.totals import totals_fresh
 from platforms.models import TradePlatform
 
 #: Roles (Django groups) that may open the net-exposure page; superusers always may.
@@ -166,7 +167,15 @@ def _lots(command: str):
 
 
 def _platform_positions(user, platform: TradePlatform) -> list[dict[str, Any]]:
-    """One grouped query over the platform's open market trades within the user's masks."""
+    """One grouped query over the platform's open market trades within the user's masks:
+    over the totals the last snapshot run added up per (group, symbol) when they are fresh (a
+    few hundred rows however many trades), else over the trades themselves."""
+    if totals_fresh(MirrorState.objects.filter(platform=platform).first()):
+        return [dict(row) for row in (
+            MirrorTradeTotal.objects.filter(platform=platform, is_pending=False)
+            .filter(group_scope_q(user, platform)).values("symbol").order_by()
+            .annotate(buy=Sum("buy_lots"), sell=Sum("sell_lots"), profit=Sum("profit"),
+                      swap=Sum("swap"), commission=Sum("commission"), price=Max("price")))]
     rows = (
         MirrorOpenTrade.objects.filter(platform=platform, is_pending=False)
         .filter(group_scope_q(user, platform))

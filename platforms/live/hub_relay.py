@@ -384,7 +384,9 @@ class PlatformBridge:
                 continue
             self._snapshot_dirty = False
             try:
-                await store.asave(self.pk, self.snapshot())
+                snapshot = self.snapshot()
+                await store.asave(self.pk, snapshot)
+                await store.asave_risk(self.pk, store.risk_summary(snapshot))
             except Exception:
                 _reraise_cancellation()
                 log.exception("realtime %s: saving the snapshot failed", self.name)

@@ -49,6 +49,7 @@ from platforms.mirror.models import (
     SnapshotTrigger,
 )
 from platforms.mirror.sources import PlatformReader, return_freed_memory
+from platforms.mirror.totals import refresh_totals
 from platforms.mirror.writers import Counts, MirrorWriter, refresh_planner_statistics
 from platforms.models import TradePlatform
 
@@ -382,6 +383,9 @@ def _succeed(run: SnapshotRun, counts: Counts, progress: Progress, **fields: Any
     """Record success and release the claim inside the run's write transaction: data, verdict
     and release commit together, so nobody sees a finished run still holding the platform."""
     _release(run)
+    if MirrorState.objects.filter(platform_id=run.platform_id, trades_as_of=run.stamp).exists():
+        progress.set("adding up totals")
+        refresh_totals(run.platform, run.stamp)
     now = timezone.now()
     SnapshotRun.objects.filter(pk=run.pk).update(
         state=SnapshotState.SUCCEEDED,

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import hashlib
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Case, Count, F, FloatField, OuterRef, Q, Subquery, Sum, Value, When
 
 from platforms.access.scope import group_masks_for, group_scope_q
 from platforms.mirror.models import (
     MirrorAccount,
+    MirrorAccountTotal,
     MirrorClosedTrade,
     MirrorGroup,
     MirrorOpenTrade,
     MirrorState,
     MirrorSymbol,
+    MirrorTradeTotal,
 )
+from platforms.mirror.totals import totals_fresh
 from platforms.models import TradePlatform
 
 
@@ -74,7 +78,30 @@ def mirror_groups(user, platform: TradePlatform):
 
 
 def platform_summary(user, platform: TradePlatform) -> dict:
-    """What the overview card shows from the mirror: counts, and money per account currency."""
+    """What the overview card shows from the mirror: counts, and money per account currency.
+
+    From the totals the last run added up (a few hundred rows, whatever the platform's size),
+    or, before a run has written them, from the rows themselves.
+    """
+    state = mirror_state(platform)
+    if not totals_fresh(state):
+        return _platform_summary_from_rows(user, platform, state)
+    scope = group_scope_q(user, platform)
+    accounts = MirrorAccountTotal.objects.filter(platform=platform).filter(scope)
+    per_currency = list(accounts.values("currency").annotate(
+        balance=Sum("balance"), equity=Sum("equity"), credit=Sum("credit")).order_by("currency"))
+    counts = accounts.aggregate(
+        accounts=Sum("accounts"),
+        margin_call=Sum("accounts", filter=Q(margin_state="MarginCall"), default=0),
+        stop_out=Sum("accounts", filter=Q(margin_state="StopOut"), default=0))
+    trades = MirrorTradeTotal.objects.filter(platform=platform).filter(scope).aggregate(
+        open_trades=Sum("trades", filter=Q(is_pending=False), default=0),
+        pending=Sum("trades", filter=Q(is_pending=True), default=0), floating=Sum("profit"))
+    return {**counts, "accounts": counts["accounts"] or 0, **trades, "money": per_currency,
+            "state": state}
+
+
+def _platform_summary_from_rows(user, platform: TradePlatform, state) -> dict:
     accounts = mirror_accounts(user, platform)
     per_currency = list(accounts.values("currency").annotate(
         balance=Sum("balance"), equity=Sum("equity"), credit=Sum("credit")).order_by("currency"))
@@ -84,7 +111,7 @@ def platform_summary(user, platform: TradePlatform) -> dict:
     trades = mirror_open_trades(user, platform).aggregate(
         open_trades=Count("pk", filter=Q(is_pending=False)),
         pending=Count("pk", filter=Q(is_pending=True)), floating=Sum("profit"))
-    return {**counts, **trades, "money": per_currency, "state": mirror_state(platform)}
+    return {**counts, **trades, "money": per_currency, "state": state}
 
 
 def summaries_total(summaries: list[dict]) -> dict:
@@ -103,7 +130,7 @@ def summaries_total(summaries: list[dict]) -> dict:
 
 
 def cached_for_filter(user, platform: TradePlatform, filterset, version_field: str, name: str,
-                      compute):
+                      compute, state: MirrorState | None | object = ...):
     """``compute(queryset)`` for this filter, cached until the mirror's next refresh.
 
     Counts, totals and exposure do not change with sort or page, so the htmx requests that
@@ -112,7 +139,8 @@ def cached_for_filter(user, platform: TradePlatform, filterset, version_field: s
     no version yet (nothing mirrored) nothing is cached.
     """
     queryset = filterset.qs  # validates a bound form; cleaned_data holds what was applied
-    state = mirror_state(platform)
+    if state is ...:  # not read by the caller yet (None: read, and there is no state)
+        state = mirror_state(platform)
     version = getattr(state, version_field, None) if state else None
     if version is None:
         return compute(queryset)
@@ -124,8 +152,72 @@ def cached_for_filter(user, platform: TradePlatform, filterset, version_field: s
 
 
 def cached_trade_summary(user, platform: TradePlatform, filterset) -> dict:
-    """Totals and exposure of the filtered open trades (see :func:`cached_for_filter`)."""
+    """Totals and exposure of the filtered open trades: from the run's totals when they answer
+    the filters (group, symbol, pending), else added up and cached (:func:`cached_for_filter`)."""
+    state = mirror_state(platform)
+    totals = _filtered_totals(MirrorTradeTotal, user, platform, filterset, TRADE_TOTAL_FILTERS,
+                              state)
+    if totals is not None:
+        return _summary_from_totals(totals)
     return cached_for_filter(
         user, platform, filterset, "trades_as_of", "trade-summary",
         lambda trades: {"totals": trade_totals(trades), "exposure": exposure_by_symbol(trades)},
+        state,
     )
+
+
+# ---------------------------------------------------------------- counts at a million rows
+#: Filters the totals can answer (their columns carry what these filters test).
+ACCOUNT_TOTAL_FILTERS = frozenset({"group", "state"})
+TRADE_TOTAL_FILTERS = frozenset({"group", "symbol", "pending"})
+
+
+def _applied(filterset) -> dict:
+    filterset.qs  # validates a bound form; cleaned_data holds what was applied  # noqa: B018
+    data = getattr(filterset.form, "cleaned_data", {})
+    return {k: v for k, v in data.items() if v not in (None, "", [])}
+
+
+def _filtered_totals(model, user, platform: TradePlatform, filterset, allowed: frozenset,
+                     state: MirrorState | None):
+    """The platform's totals within the user's masks and the list's filters, or None when a
+    filter asks something the totals do not hold (or they are not fresh)."""
+    applied = _applied(filterset)
+    if not set(applied) <= allowed or not totals_fresh(state):
+        return None
+    totals = model.objects.filter(platform=platform).filter(group_scope_q(user, platform))
+    for name, value in applied.items():
+        totals = filterset.filters[name].filter(totals, value)
+    return totals
+
+
+def bounded_count(queryset, bound: int | None = None) -> tuple[int, bool]:
+    """``(count, more)``: the rows counted up to ``bound`` (``LIST_COUNT_BOUND``), and whether
+    there are more. ``COUNT(*)`` over a subquery with ``LIMIT bound + 1``: it stops reading
+    once it knows the answer is "more than ``bound``", so a list of a million rows costs a
+    bounded scan, not a full one."""
+    bound = bound or settings.LIST_COUNT_BOUND
+    n = queryset.order_by()[: bound + 1].count()
+    return min(n, bound), n > bound
+
+
+def account_count(user, platform: TradePlatform, filterset) -> tuple[int, bool]:
+    """``(count, more)`` for the accounts list: exact from the totals when they answer the
+    filters, else bounded (:func:`bounded_count`), cached until the mirror's next refresh."""
+    state = mirror_state(platform)
+    totals = _filtered_totals(MirrorAccountTotal, user, platform, filterset,
+                              ACCOUNT_TOTAL_FILTERS, state)
+    if totals is not None:
+        return totals.aggregate(n=Sum("accounts", default=0))["n"], False
+    return tuple(cached_for_filter(user, platform, filterset, "accounts_as_of", "account-count",
+                                   bounded_count, state))
+
+
+def _summary_from_totals(totals) -> dict:
+    sums = totals.aggregate(count=Sum("trades", default=0), lots=Sum("lots"), swap=Sum("swap"),
+                            profit=Sum("profit"), commission=Sum("commission"))
+    rows = (totals.filter(is_pending=False).values("symbol")
+            .annotate(buy=Sum("buy_lots"), sell=Sum("sell_lots"), profit=Sum("profit"))
+            .order_by("symbol"))
+    return {"totals": sums,
+            "exposure": [{**row, "net": (row["buy"] or 0) - (row["sell"] or 0)} for row in rows]}
