@@ -91,14 +91,14 @@ def platform_summary(user, platform: TradePlatform) -> dict:
     per_currency = list(accounts.values("currency").annotate(
         balance=Sum("balance"), equity=Sum("equity"), credit=Sum("credit")).order_by("currency"))
     counts = accounts.aggregate(
-        accounts=Sum("accounts"),
+        n=Sum("accounts", default=0),
         margin_call=Sum("accounts", filter=Q(margin_state="MarginCall"), default=0),
         stop_out=Sum("accounts", filter=Q(margin_state="StopOut"), default=0))
     trades = MirrorTradeTotal.objects.filter(platform=platform).filter(scope).aggregate(
         open_trades=Sum("trades", filter=Q(is_pending=False), default=0),
         pending=Sum("trades", filter=Q(is_pending=True), default=0), floating=Sum("profit"))
-    return {**counts, "accounts": counts["accounts"] or 0, **trades, "money": per_currency,
-            "state": state}
+    return {"accounts": counts["n"], "margin_call": counts["margin_call"],
+            "stop_out": counts["stop_out"], **trades, "money": per_currency, "state": state}
 
 
 def _platform_summary_from_rows(user, platform: TradePlatform, state) -> dict:
@@ -130,7 +130,7 @@ def summaries_total(summaries: list[dict]) -> dict:
 
 
 def cached_for_filter(user, platform: TradePlatform, filterset, version_field: str, name: str,
-                      compute, state: MirrorState | None | object = ...):
+                      compute, state: MirrorState | object | None = ...):
     """``compute(queryset)`` for this filter, cached until the mirror's next refresh.
 
     Counts, totals and exposure do not change with sort or page, so the htmx requests that
