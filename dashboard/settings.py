@@ -388,3 +388,7 @@ LOGGING = {
 #: A list counts its filtered rows up to this many and says "more than …" beyond (a
 #: ``COUNT(*)`` over a million rows is a full scan on every new filter).
 LIST_COUNT_BOUND = env.int("LIST_COUNT_BOUND", default=10_000)
+#: A full snapshot of a platform of more accounts than this (or three times as many open
+#: trades) reads cursor pages instead of the one-shot sidecar answers, so a worker's memory
+#: stays bounded whatever the platform's size (``platforms.mirror.sources``).
+SNAPSHOT_ONE_SHOT_MAX = env.int("SNAPSHOT_ONE_SHOT_MAX", default=200_000)
