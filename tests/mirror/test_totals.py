@@ -20,6 +20,7 @@ from platforms.mirror.selectors import (
     mirror_accounts,
     mirror_open_trades,
     mirror_state,
+    platform_summaries,
     platform_summary,
     trade_totals,
 )
@@ -137,3 +138,22 @@ def test_deep_pages_under_a_bounded_count(platform, client, settings):
     assert re.findall(r'data-live-account="\d+:(\d+)"', reverse_sorted)[0] == "1029"
     exact = client.get(url, {"per_page": "10"}).content.decode()
     assert "30 accounts" in exact and 'rel="last"' in exact
+
+
+def test_the_overview_reads_every_platform_in_a_fixed_number_of_queries(
+        platform, django_assert_max_num_queries):
+    second = TradePlatformFactory(name="Scale 2")
+    MirrorAccountFactory(platform=second, login=1, group="real\\usd", balance=5.0)
+    MirrorOpenTradeFactory(platform=second, login=1, group="real\\usd", ticket=1, profit=2.0)
+    stamp = timezone.now()
+    MirrorState.objects.create(platform=second, accounts_as_of=stamp, trades_as_of=stamp)
+    refresh_totals(second, stamp)
+    third = TradePlatformFactory(name="Scale 3")  # never mirrored: added up from its rows
+    user = grant(StaffUserFactory(), platform, second, third, group_masks="real\\*,!real\\eur",
+                 role="dealer")
+    platforms = [platform, second, third]
+    with django_assert_max_num_queries(12):
+        together = platform_summaries(user, platforms)
+    for p in platforms:
+        assert _rounded(together[p.pk]) == _rounded(platform_summary(user, p)), p.name
+    assert together[second.pk]["accounts"] == 1 and together[third.pk]["accounts"] == 0
