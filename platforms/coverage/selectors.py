@@ -194,11 +194,6 @@ def _platform_positions(user, platform: TradePlatform, fresh: bool = False,
     return [dict(row) for row in rows]
 
 
-def _mirror_version(platform: TradePlatform) -> datetime | None:
-    state = MirrorState.objects.filter(platform=platform).only("trades_as_of").first()
-    return state.trades_as_of if state else None
-
-
 def _cached_platform_positions(user, platform: TradePlatform, version: datetime | None,
                                masks: str, fresh: bool = False) -> list[dict[str, Any]]:
     """:func:`_platform_positions`, cached until the mirror's trades change (the key holds the
