@@ -392,3 +392,9 @@ LIST_COUNT_BOUND = env.int("LIST_COUNT_BOUND", default=10_000)
 #: trades) reads cursor pages instead of the one-shot sidecar answers, so a worker's memory
 #: stays bounded whatever the platform's size (``platforms.mirror.sources``).
 SNAPSHOT_ONE_SHOT_MAX = env.int("SNAPSHOT_ONE_SHOT_MAX", default=200_000)
+#: Full and history snapshot runs at once across all platforms (0: no limit). Set it to the
+#: reporting workers less one, and a platform's full load never holds every worker while
+#: another's incremental waits: a long run past the limit is sent again after
+#: ``SNAPSHOT_DEFER_SECONDS`` (``platforms.mirror.runs.long_run_slot_free``).
+SNAPSHOT_MAX_LONG_RUNS = env.int("SNAPSHOT_MAX_LONG_RUNS", default=0)
+SNAPSHOT_DEFER_SECONDS = env.int("SNAPSHOT_DEFER_SECONDS", default=20)
