@@ -398,3 +398,6 @@ SNAPSHOT_ONE_SHOT_MAX = env.int("SNAPSHOT_ONE_SHOT_MAX", default=200_000)
 #: ``SNAPSHOT_DEFER_SECONDS`` (``platforms.mirror.runs.long_run_slot_free``).
 SNAPSHOT_MAX_LONG_RUNS = env.int("SNAPSHOT_MAX_LONG_RUNS", default=0)
 SNAPSHOT_DEFER_SECONDS = env.int("SNAPSHOT_DEFER_SECONDS", default=20)
+#: TTL of a platform's bridge lock in Redis: a ``stream`` process that dies leaves its
+#: platforms to another within about this long (renewed every third of it).
+REALTIME_BRIDGE_LOCK_SECONDS = env.float("REALTIME_BRIDGE_LOCK_SECONDS", default=15.0)
