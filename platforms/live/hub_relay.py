@@ -384,9 +384,7 @@ class PlatformBridge:
                 continue
             self._snapshot_dirty = False
             try:
-                snapshot = self.snapshot()
-                await store.asave(self.pk, snapshot)
-                await store.asave_risk(self.pk, store.risk_summary(snapshot))
+                await store.asave(self.pk, self.snapshot())
             except Exception:
                 _reraise_cancellation()
                 log.exception("realtime %s: saving the snapshot failed", self.name)

@@ -56,7 +56,22 @@ async def alatest(platform_pk: int) -> dict[str, Any] | None:
 
 
 async def asave(platform_pk: int, snapshot: dict[str, Any]) -> None:
-    await cache.aset(snapshot_key(platform_pk), snapshot, SNAPSHOT_TTL)
+    """Publish the platform's state: the full rows (hydration) and their risk summary (badge,
+    monitor) together, so the two never tell different stories."""
+    await cache.aset_many(_both(platform_pk, snapshot), SNAPSHOT_TTL)
+
+
+def save(platform_pk: int, snapshot: dict[str, Any]) -> None:
+    """:func:`asave` from sync code (the fetched fallback, tests)."""
+    cache.set_many(_both(platform_pk, snapshot), SNAPSHOT_TTL)
+
+
+def forget(platform_pk: int) -> None:
+    cache.delete_many([snapshot_key(platform_pk), risk_key(platform_pk)])
+
+
+def _both(platform_pk: int, snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {snapshot_key(platform_pk): snapshot, risk_key(platform_pk): risk_summary(snapshot)}
 
 
 # ----------------------------------------------------- what pages read across platforms
@@ -127,6 +142,3 @@ def latest_risks(platform_pks) -> dict[int, dict[str, Any]]:
                 found[pk] = risk_summary(snapshot)
     return found
 
-
-async def asave_risk(platform_pk: int, summary: dict[str, Any]) -> None:
-    await cache.aset(risk_key(platform_pk), summary, SNAPSHOT_TTL)

@@ -27,7 +27,7 @@ def platform():
                                   "ts": time.time()})
     cache.set(store.risk_key(platform.pk), summary)  # the summary only: no full state cached
     yield platform
-    cache.delete(store.risk_key(platform.pk))
+    store.forget(platform.pk)
 
 
 def test_the_summary_keeps_counts_and_the_riskiest_rows_per_group(platform):
