@@ -93,6 +93,9 @@ class MirrorAccount(models.Model):
             models.Index(fields=["platform", "equity", "login"], name="mirror_acc_equity"),
             models.Index(fields=["platform", "margin_level", "login"], name="mirror_acc_level"),
             models.Index(fields=["platform", "balance", "login"], name="mirror_acc_balance"),
+            # sorting by registration (a column of the list) sorted every account otherwise
+            models.Index(fields=["platform", "registered_at", "login"],
+                         name="mirror_acc_registered"),
             models.Index(fields=["platform", "last_seen_at"], name="mirror_acc_seen"),
         ]
 
