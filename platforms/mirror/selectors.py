@@ -248,8 +248,9 @@ def account_count(user, platform: TradePlatform, filterset) -> tuple[int, bool]:
                               ACCOUNT_TOTAL_FILTERS, state)
     if totals is not None:
         return totals.aggregate(n=Sum("accounts", default=0))["n"], False
-    return tuple(cached_for_filter(user, platform, filterset, "accounts_as_of", "account-count",
-                                   bounded_count, state))
+    # its own cache name: an exact count cached by the code before holds a plain number
+    return tuple(cached_for_filter(user, platform, filterset, "accounts_as_of",
+                                   "account-count-bounded", bounded_count, state))
 
 
 def _summary_from_totals(totals) -> dict:
