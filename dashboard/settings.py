@@ -442,3 +442,21 @@ if SENTRY_DSN:
 
     init_sentry(SENTRY_DSN, environment=DJANGO_ENV,
                 traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0))
+
+# --- Broker scale (issue 24) ------------------------------------------------------------------
+#: A list counts its filtered rows up to this many and says "more than …" beyond (a
+#: ``COUNT(*)`` over a million rows is a full scan on every new filter).
+LIST_COUNT_BOUND = env.int("LIST_COUNT_BOUND", default=10_000)
+#: A full snapshot of a platform of more accounts than this (or three times as many open
+#: trades) reads cursor pages instead of the one-shot sidecar answers, so a worker's memory
+#: stays bounded whatever the platform's size (``platforms.mirror.sources``).
+SNAPSHOT_ONE_SHOT_MAX = env.int("SNAPSHOT_ONE_SHOT_MAX", default=200_000)
+#: Full and history snapshot runs at once across all platforms (0: no limit). Set it to the
+#: reporting workers less one, and a platform's full load never holds every worker while
+#: another's incremental waits: a long run past the limit is sent again after
+#: ``SNAPSHOT_DEFER_SECONDS`` (``platforms.mirror.runs.long_run_slot_free``).
+SNAPSHOT_MAX_LONG_RUNS = env.int("SNAPSHOT_MAX_LONG_RUNS", default=0)
+SNAPSHOT_DEFER_SECONDS = env.int("SNAPSHOT_DEFER_SECONDS", default=20)
+#: TTL of a platform's bridge lock in Redis: a ``stream`` process that dies leaves its
+#: platforms to another within about this long (renewed every third of it).
+REALTIME_BRIDGE_LOCK_SECONDS = env.float("REALTIME_BRIDGE_LOCK_SECONDS", default=15.0)

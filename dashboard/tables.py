@@ -158,10 +158,17 @@ class Listing:
 
     nav: list[tuple[str, str, str]]  # (label, href, rel) for first/prev/next/last
     notice: str = ""  # why the list is not as asked (unknown sort key…)
+    #: the count is a lower bound: more rows match than were counted (``LIST_COUNT_BOUND``)
+    more: bool = False
 
     @property
     def count(self) -> int:
         return self.page.paginator.count
+
+    @property
+    def count_text(self) -> str:
+        """"1234" or "more than 10000" (a bounded count, see ``bounded_count``)."""
+        return f"more than {self.count}" if self.more else str(self.count)
 
 
 def _int(value, default: int) -> int:
@@ -172,13 +179,19 @@ def _int(value, default: int) -> int:
 
 
 def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
-                  link=None, css=None, count: int | None = None,
+                  link=None, css=None, count: int | tuple[int, bool] | None = None,
                   zone: DisplayZone = UTC_ZONE) -> Listing:
     """Sort, paginate and format one page of ``queryset`` for the columns ``shown``.
 
-    ``count``, when the caller knows it (cached), spares the ``COUNT(*)`` of every request.
-    Times are written in ``zone`` (the reader's, :func:`dashboard.timezones.display_zone`).
+    ``count``, when the caller knows it (cached), spares the ``COUNT(*)`` of every request;
+    ``(count, more)`` is a bounded count: the pages then reach as far as ``count`` rows, the
+    "Last" link is left out, and the page says "more than ``count``" (narrow the filter or
+    reverse the sort to reach the rest). Times are written in ``zone`` (the reader's,
+    :func:`dashboard.timezones.display_zone`).
     """
+    more = False
+    if isinstance(count, tuple):
+        count, more = count
     sort = spec.sort(query.get("sort"), shown)
     per_page = min(max(_int(query.get("per_page"), 50), 10), PAGE_SIZES[-1])
     paginator = Paginator(spec.ordered(queryset, sort, shown), per_page)
@@ -216,8 +229,8 @@ def build_listing(spec: ListSpec, queryset, query: QueryDict, shown: list[str],
         key = watch if spec.live_key == "account" else getattr(obj, spec.row_key)
         rows.append(Row(key, css(obj) if css else "", cells, watch,
                         _cells_html(cells, watch if spec.live_key != "account" else "")))
-    return Listing(spec, page, header, rows, per_page, sort, _page_links(page, base),
-                   spec.sort_notice(query.get("sort"), shown))
+    return Listing(spec, page, header, rows, per_page, sort, _page_links(page, base, more),
+                   spec.sort_notice(query.get("sort"), shown), more)
 
 
 def _cells_html(cells: list[Cell], watch: str) -> SafeString:
@@ -238,7 +251,7 @@ def _cells_html(cells: list[Cell], watch: str) -> SafeString:
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated value is escaped above
 
 
-def _page_links(page: Page, base: QueryDict) -> list[tuple[str, str, str]]:
+def _page_links(page: Page, base: QueryDict, more: bool = False) -> list[tuple[str, str, str]]:
     def href(number: int) -> str:
         query = base.copy()
         query["page"] = str(number)
@@ -249,8 +262,9 @@ def _page_links(page: Page, base: QueryDict) -> list[tuple[str, str, str]]:
         links += [("First", href(1), "first"),
                   ("Prev", href(page.previous_page_number()), "prev")]
     if page.has_next():
-        links += [("Next", href(page.next_page_number()), "next"),
-                  ("Last", href(page.paginator.num_pages), "last")]
+        links.append(("Next", href(page.next_page_number()), "next"))
+        if not more:  # a bounded count has no last page to link to
+            links.append(("Last", href(page.paginator.num_pages), "last"))
     return links
 
 

@@ -20,7 +20,7 @@ from platforms.connections import client_for
 from platforms.live import reads as live_reads
 from platforms.live.reads import PlatformUnavailable
 from platforms.mirror.filters import AccountFilter
-from platforms.mirror.selectors import cached_for_filter, mirror_accounts, mirror_state
+from platforms.mirror.selectors import account_count, mirror_accounts, mirror_state
 from platforms.models import PlatformKind
 from platforms.server.selectors import timed_journal, visible_journal
 from platforms.timezones import utc_to_server
@@ -143,8 +143,7 @@ def account_list(request, pk: int):
     platform = get_visible_platform(request.user, pk)
     filterset = _account_filter(request, platform)
     available, shown = _account_columns(request)
-    count = cached_for_filter(request.user, platform, filterset, "accounts_as_of",
-                              "account-count", lambda rows: rows.count())
+    count = account_count(request.user, platform, filterset)
     listing = build_listing(ACCOUNTS, filterset.qs, request.GET, shown, link=account_link,
                             css=margin_css, count=count, zone=display_zone(request, platform))
     context = {"platform": platform, "filter": filterset, "listing": listing,

@@ -1,5 +1,10 @@
 """One bridge per platform, however many ``stream`` processes run.
 
+Each ``stream`` process carries every platform it can lock, each bridge a task on its one
+asyncio loop; the others stand by for the rest and take over a platform within the lock's
+TTL (``REALTIME_BRIDGE_LOCK_SECONDS``) of its holder's death. The lock's value names its
+holder (``host:pid:random``).
+
 On the Redis layer a second ``manage.py stream`` must not double the events, so each bridge
 holds ``realtime:bridge:<pk>`` (``SET NX PX``), renews it every third of its TTL with a
 compare-and-extend script, and stops if it ever loses it; a standby copy retries until the
@@ -9,7 +14,9 @@ set does the same job (two supervisors in one process, e.g. a test and the lazy 
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -29,12 +36,14 @@ return 0
 
 
 class BridgeLock:
-    def __init__(self, platform_pk: int, ttl: float = 15.0, redis_url: str | None = None,
-                 key: str | None = None) -> None:
+    def __init__(self, platform_pk: int, ttl: float | None = None,
+                 redis_url: str | None = None, key: str | None = None) -> None:
+        ttl = settings.REALTIME_BRIDGE_LOCK_SECONDS if ttl is None else ttl
         self.pk = int(platform_pk)
         self.key = key or f"realtime:bridge:{self.pk}"
         self.ttl_ms = int(ttl * 1000)
-        self.token = secrets.token_hex(16)
+        #: who holds it, readable in Redis (``host:pid:random``): which process relays what
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
         self.redis_url = settings.REDIS_URL if redis_url is None else redis_url
         self._redis = None
         self.held = False

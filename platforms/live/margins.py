@@ -76,11 +76,16 @@ def _fetch(platform: TradePlatform) -> dict | None:
 
 
 def platform_margins(user, platform: TradePlatform, limit: int = 50) -> PlatformMargins:
-    """The accounts most at risk on ``platform`` that ``user`` may see, lowest level first."""
-    snap = store.latest(platform.pk)
+    """The accounts most at risk on ``platform`` that ``user`` may see, lowest level first.
+
+    Read from the live state's risk summary (the riskiest rows of each group, see
+    ``store.risk_summary``), so a platform of 100,000 accounts costs a few hundred rows here.
+    """
+    snap = store.latest_risk(platform.pk)
     source = "live"
     if snap is None:
-        snap = _fetch(platform)
+        fetched = _fetch(platform)
+        snap = store.risk_summary(fetched) if fetched else None
         source = "fetched" if snap else "unavailable"
     result = PlatformMargins(platform, bool(snap and snap.get("up")), source)
     if not snap:
@@ -88,9 +93,10 @@ def platform_margins(user, platform: TradePlatform, limit: int = 50) -> Platform
     result.groups = snap.get("groups", {})
     access = scope_for(user)  # an account of unknown group is shown only to unmasked grants
     candidates = [
-        r for r in snap["rows"] if (r[2] or r[5]) and access.allows_group(platform.pk, r[6] or None)
+        r for group, rows in snap["top"].items() if access.allows_group(platform.pk, group or None)
+        for r in rows
     ]
-    candidates.sort(key=lambda r: (-(r[5] or 0), r[4] if r[4] is not None else 1e18))
+    candidates.sort(key=store.risk_sort_key)
     alerts = {
         a.login: a
         for a in MarginAlert.objects.filter(
@@ -109,14 +115,15 @@ def platform_margins(user, platform: TradePlatform, limit: int = 50) -> Platform
 
 def margin_call_count(user) -> int:
     """Accounts outside the Ok band that ``user`` may see (nav badge), from live state only:
-    the count, too, goes through the gate (platforms and group masks)."""
+    the count, too, goes through the gate (platforms and group masks). One cache read for all
+    platforms, of their per-group counts (``store.risk_summary``), not of every account."""
     scope = scope_for(user)
-    total = 0
-    for pk in scope.platforms:
-        snap = store.latest(pk)
-        if snap:
-            total += sum(1 for r in snap["rows"] if r[5] and scope.allows_group(pk, r[6] or None))
-    return total
+    return sum(
+        n
+        for pk, risk in store.latest_risks(scope.platforms).items()
+        for group, n in risk["at_risk"].items()
+        if scope.allows_group(pk, group or None)
+    )
 
 
 class UnknownAccount(LookupError):

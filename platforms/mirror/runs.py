@@ -49,6 +49,7 @@ from platforms.mirror.models import (
     SnapshotTrigger,
 )
 from platforms.mirror.sources import PlatformReader, return_freed_memory
+from platforms.mirror.totals import refresh_totals
 from platforms.mirror.writers import Counts, MirrorWriter, refresh_planner_statistics
 from platforms.mirror.zones import align_server_zone
 from platforms.models import TradePlatform
@@ -66,6 +67,33 @@ ANALYZE_AFTER_ROWS = 10_000
 
 class RunRefused(Exception):
     """Another run holds the platform."""
+
+
+class RunDeferred(Exception):
+    """Every slot for long runs is taken: the run stays queued and is sent again later, so
+    the worker is free for another platform's incremental (:func:`long_run_slot_free`)."""
+
+
+#: Full and history runs read a whole platform (minutes at a million accounts); incremental
+#: runs take seconds and are what keeps every mirror fresh.
+LONG_KINDS = (SnapshotKind.FULL, SnapshotKind.HISTORY)
+
+
+def long_run_slot_free(run: SnapshotRun) -> bool:
+    """May ``run`` start now? Incrementals always may. A full or history run may while fewer
+    than ``SNAPSHOT_MAX_LONG_RUNS`` others are running (0: no limit): with N reporting workers
+    and the limit at N - 1, one worker is always left for the incrementals, so no platform's
+    full load starves another's minute-by-minute refresh. Runs whose heartbeat is older than
+    :data:`LEASE` (a dead worker) do not count. Two workers deciding at the same instant can
+    both start: the rule bounds long runs, it is not a lock (the claim per platform is)."""
+    limit = getattr(settings, "SNAPSHOT_MAX_LONG_RUNS", 0)
+    if not limit or run.kind not in LONG_KINDS:
+        return True
+    running = SnapshotRun.objects.filter(
+        state=SnapshotState.RUNNING, kind__in=LONG_KINDS,
+        heartbeat_at__gte=timezone.now() - LEASE,
+    ).exclude(pk=run.pk).exclude(platform_id=run.platform_id)
+    return running.count() < limit
 
 
 # ============================================================================ requesting runs
@@ -284,13 +312,17 @@ def execute_run(run_id: int, *, task_id: str = "") -> SnapshotRun | None:
     """Run snapshot ``run_id`` to completion (the body of the Celery task).
 
     Re-running a finished run does nothing; a failed or interrupted one runs again (Celery
-    retries and redeliveries). Client errors are recorded on the run and re-raised so the task
-    can retry the transient ones.
+    retries and redeliveries). A long run with no free slot raises :class:`RunDeferred`
+    before touching anything (the task sends itself again later). Client errors are recorded
+    on the run and re-raised so the task can retry the transient ones.
     """
     close_old_connections()
     run = SnapshotRun.objects.select_related("platform").filter(pk=run_id).first()
     if run is None or run.state in TERMINAL:
         return run
+    if not long_run_slot_free(run):
+        raise RunDeferred(f"{run.get_kind_display()} run #{run.pk} waits for a free long-run "
+                          "slot (SNAPSHOT_MAX_LONG_RUNS)")
     try:
         _claim(run)
     except RunRefused as exc:
@@ -386,6 +418,9 @@ def _succeed(run: SnapshotRun, counts: Counts, progress: Progress, **fields: Any
     """Record success and release the claim inside the run's write transaction: data, verdict
     and release commit together, so nobody sees a finished run still holding the platform."""
     _release(run)
+    if MirrorState.objects.filter(platform_id=run.platform_id, trades_as_of=run.stamp).exists():
+        progress.set("adding up totals")
+        refresh_totals(run.platform, run.stamp)
     now = timezone.now()
     SnapshotRun.objects.filter(pk=run.pk).update(
         state=SnapshotState.SUCCEEDED,

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from django.conf import settings
 from django.db import connection, transaction
 
 from platforms.client import MT4, NotFound
@@ -74,6 +75,8 @@ HISTORY_ROWS_PER_COMMIT = 10_000
 HISTORY_READ_AHEAD = 4
 #: Upper bound of the one-shot snapshot answers (the spec's maximum).
 SNAPSHOT_LIMIT = 1_000_000
+#: Records per page when a platform is read in cursor pages (``UsersRequest``, ``TradesGet``).
+PAGE_SIZE = 5_000
 MT5_MASK = "*"
 MT5_FETCH_THREADS = 8
 
@@ -148,41 +151,75 @@ class PlatformReader:
         group_of: dict[int, str] = {}
         with transaction.atomic():
             self.writer.lock()
-            self._phase("reading accounts (sidecar UsersSnapshot)")
-            users = raw_items(self.client, "UsersSnapshot", limit=SNAPSHOT_LIMIT)
+            one_shot = self._one_shot_limit()
+            users = None
+            if one_shot:
+                self._phase("reading accounts (sidecar UsersSnapshot)")
+                users = raw_items(self.client, "UsersSnapshot", limit=one_shot)
+                if len(users) >= one_shot:  # larger than one answer may be: read it in pages
+                    users = None
+                    return_freed_memory()
             self._phase("reading margins (MarginsGet)")
             margins = {m.login: m for m in mt4.margins_get()}
-            self._phase("writing accounts", total=len(groups) + len(symbols) + len(users))
+            self._phase("writing accounts" if users is not None
+                        else "reading and writing accounts (UsersRequest pages)",
+                        total=len(groups) + len(symbols) + (len(users) if users is not None
+                                                            else len(margins)))
             self.writer.replace(MirrorGroup, (self.rows.mt4_group(g) for g in groups),
                                 ["name"], GROUP_FIELDS)
             self.writer.replace(MirrorSymbol, (self.rows.mt4_symbol(s) for s in symbols),
                                 ["symbol"], SYMBOL_FIELDS)
 
-            def account_rows(items, margin_of):
-                for u in decoded(items, r.MT4User):
+            def account_rows(records, margin_of):
+                for u in records:
                     group_of[u.login] = u.group or ""
                     yield self.rows.mt4_account(u, margin_of.pop(u.login, None), currency)
 
-            self.writer.replace(MirrorAccount, account_rows(users, margins), ["login"],
-                                ACCOUNT_FIELDS)
+            self.writer.replace(
+                MirrorAccount,
+                account_rows(decoded(users, r.MT4User) if users is not None
+                             else mt4.iter_users(page_size=PAGE_SIZE), margins),
+                ["login"], ACCOUNT_FIELDS)
             del users, margins
             return_freed_memory()
-            self._phase("reading open trades (sidecar TradesSnapshot)")
-            trades = raw_items(self.client, "TradesSnapshot", limit=SNAPSHOT_LIMIT)
-            self._phase("writing open trades", total=self.progress.done + len(trades))
+            trades = None
+            if one_shot:
+                self._phase("reading open trades (sidecar TradesSnapshot)")
+                trades = raw_items(self.client, "TradesSnapshot", limit=3 * one_shot)
+                if len(trades) >= 3 * one_shot:
+                    trades = None
+                    return_freed_memory()
+            if trades is not None:
+                self._phase("writing open trades", total=self.progress.done + len(trades))
+                records = decoded(trades, r.MT4Trade)
+            else:
+                self._phase("reading and writing open trades (TradesGet pages)",
+                            total=self.progress.done + 3 * len(group_of))  # an estimate
+                records = mt4.iter_trades_get(page_size=PAGE_SIZE)
             self.writer.replace(
                 MirrorOpenTrade,
-                (self.rows.mt4_open(t, group_of) for t in decoded(trades, r.MT4Trade)
-                 if is_open(t)),
+                (self.rows.mt4_open(t, group_of) for t in records if is_open(t)),
                 ["ticket"], OPEN_FIELDS,
             )
-            del trades
+            del trades, records
             self.writer.set_state(
                 sync_timestamp=reached, accounts_as_of=self.stamp, trades_as_of=self.stamp,
                 last_full_at=self.stamp,
             )
             self.progress.total = self.progress.done
             self.finish(server_timestamp_to=reached)
+
+    def _one_shot_limit(self) -> int:
+        """How many items a one-shot snapshot answer may hold (0: page at once). A platform
+        of more than ``SNAPSHOT_ONE_SHOT_MAX`` accounts (or three times as many trades) is read in
+        cursor pages of ``PAGE_SIZE``: the
+        one-shot body (≈1.6 KB per account with its trades) would otherwise set the worker's
+        memory, and past the spec's 1,000,000 items it would be cut short. A mirror already
+        that large pages at once; a smaller one asks for one more than fits and pages when
+        the answer comes back full."""
+        limit = min(SNAPSHOT_LIMIT // 3, settings.SNAPSHOT_ONE_SHOT_MAX)
+        known = MirrorAccount.objects.filter(platform=self.platform)[:limit].count()
+        return 0 if known >= limit else limit
 
     # ------------------------------------------------------------------ MT4 incremental
     def mt4_incremental(self) -> None:

@@ -9,10 +9,11 @@ Task names keep their original ``platforms.tasks.*`` spelling (beat rows and rou
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from platforms.client import TRANSIENT_ERRORS
 from platforms.mirror import dispatch
-from platforms.mirror.runs import execute_run, request_run
+from platforms.mirror.runs import RunDeferred, execute_run, request_run
 from platforms.models import TradePlatform
 
 
@@ -32,7 +33,12 @@ from platforms.models import TradePlatform
 def snapshot_platform(self, run_id: int) -> dict:
     """Execute snapshot run ``run_id`` (idempotent: a finished run is not repeated; a failed
     or interrupted one runs again, a history run from its checkpoint)."""
-    run = execute_run(run_id, task_id=self.request.id or "")
+    try:
+        run = execute_run(run_id, task_id=self.request.id or "")
+    except RunDeferred:
+        # not a retry (no attempt was made, none is used up): the same message, later
+        snapshot_platform.apply_async((run_id,), countdown=settings.SNAPSHOT_DEFER_SECONDS)
+        return {"run": run_id, "state": "deferred"}
     return {"run": run_id, "state": run.state if run else "missing"}
 
 

@@ -19,8 +19,8 @@ def monitor(db, client):
     mine, other = TradePlatformFactory(name="Mine"), TradePlatformFactory(name="Other")
     user = grant(StaffUserFactory(username="mon-dealer"), mine, role="dealer")
     client.force_login(user)
-    cache.set(
-        store.snapshot_key(mine.pk),
+    store.save(
+        mine.pk,
         {
             "rows": [
                 [101, 900.0, 1000.0, -100.0, 90.0, 1, "real\\usd-std"],
@@ -34,7 +34,7 @@ def monitor(db, client):
         },
     )
     yield {"mine": mine, "other": other, "user": user}
-    cache.delete(store.snapshot_key(mine.pk))
+    store.forget(mine.pk)
 
 
 def test_rows_are_ordered_by_band_then_level_with_group_bands(monitor, client):
@@ -118,8 +118,6 @@ def test_handle_alert_refuses_an_unknown_account_whoever_calls_it(monitor, rf):
 def test_a_stale_bridge_snapshot_is_not_shown_as_current(settings):
     """A snapshot left in the cache by a bridge that stopped must not hydrate a page."""
     import time
-
-    from django.core.cache import cache
 
     from platforms.live import store
 
