@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-import redis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import URLRouter
@@ -15,13 +14,11 @@ from channels.testing.websocket import WebsocketCommunicator
 from django.conf import settings
 from django.core.cache import cache
 
-from dashboard.channel_layer import RedisChannelLayer
 from platforms.live import batches, store
 from platforms.live.consumers import FLOOR_TOLERANCE
 from platforms.live.groups import platform_group
 from platforms.live.routing import websocket_urlpatterns
 from tests.factories import StaffUserFactory, TradePlatformFactory, grant
-from tests.live.conftest import REDIS_TEST_URL
 from tests.live.sockets import frames_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -202,6 +199,11 @@ async def test_a_quiet_socket_outlives_redis_read_timeout():
     """A browser socket that hears nothing for longer than redis-py's 5 s socket read timeout
     still receives the next frame (channels_redis's own 5 s blocking reads raced that timeout
     and the consumer died with ``TimeoutError``)."""
+
+    import redis
+
+    from dashboard.channel_layer import RedisChannelLayer
+    from tests.live.conftest import REDIS_TEST_URL
 
     redis.Redis.from_url(REDIS_TEST_URL).flushdb()
     layer = RedisChannelLayer(hosts=[REDIS_TEST_URL])  # channels_redis's own class fails here
