@@ -157,8 +157,10 @@ REDIS_URL = env.str("REDIS_URL", default="")
 def redis_channel_layer(url: str, **config) -> dict:
     """channels_redis on ``url``: the one definition the settings and the tests' layer share.
     Known defect, not fixed yet: a consumer waits in blocking reads of 5 s and redis-py 8 times a
-    socket read out after 5 s, so a socket that hears nothing for 5 s can die; raising the read
-    timeout here made a refused socket's teardown hang (a connection reused across event loops).
+    socket read out after 5 s, so a socket that hears nothing for 5 s can die (the page's socket
+    reconnects). Both fixes tried — a longer read timeout, and 2 s blocking reads — left the
+    receive task of a refused socket running after cancellation (the suite's loop never closed):
+    today the read timeout is what ends that task, so it stays until that leak is understood.
     """
     return {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
