@@ -11,13 +11,17 @@ import uuid
 from collections import deque
 from contextlib import suppress
 from functools import cached_property
+from itertools import count
 from queue import Empty
-from time import monotonic
+from time import time_ns
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
+
+#: this process's publishing order, for messages named within one nanosecond
+_SEQUENCE = count()
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,11 @@ class FilesystemChannel(filesystem.Channel):
     """
 
     def _put(self, queue, payload, **kwargs):
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        # Names sort in publishing order (consumers take the smallest first): wall-clock
+        # nanoseconds, zero-padded so that they compare as text, then this process's sequence
+        # number for messages of the same nanosecond (kombu's unpadded milliseconds with a
+        # random suffix took two messages of one millisecond in either order).
+        name = f"{time_ns():020d}_{next(_SEQUENCE):09d}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         partial = os.path.join(self.data_folder_out, f".{name}.part")
         try:

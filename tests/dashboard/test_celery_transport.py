@@ -167,3 +167,14 @@ def test_a_message_taken_by_another_consumer_after_listing_is_skipped(tmp_path):
         assert channel._get("trading") == {"n": 2}
         channel._put("trading", {"n": 3})
         assert channel._get("trading") == {"n": 3}  # listed afresh once the batch is used up
+
+
+def test_messages_are_taken_in_the_order_they_were_published(tmp_path):
+    """Many messages within one millisecond (a drain's fan-out) still leave in publishing order:
+    a deposit queued after a withdrawal is never executed before it."""
+    (tmp_path / "processed").mkdir()
+    with _connection(tmp_path) as conn:
+        channel = conn.default_channel
+        for n in range(200):
+            channel._put("trading", {"n": n})
+        assert [channel._get("trading")["n"] for _ in range(200)] == list(range(200))
