@@ -63,9 +63,9 @@ class Child:
     backoff: float = 0.0
     restart_at: float | None = None
 
-    def start(self) -> None:
+    def start(self) -> subprocess.Popen:
         with open(self.log, "a") as log:  # the child keeps its own copy of the handle
-            self.process = subprocess.Popen(
+            self.process = process = subprocess.Popen(
                 [sys.executable, *self.args],
                 cwd=ROOT,
                 stdout=log,
@@ -73,6 +73,7 @@ class Child:
                 start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
             )
         self.started_at = time.monotonic()
+        return process
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -117,13 +118,13 @@ class Supervisor:
             elif child.restart_at is not None and now >= child.restart_at:
                 child.restart_at = None
                 child.restarts += 1
-                child.start()
-                self.say(f"{child.name} restarted (pid {child.process.pid})")
+                process = child.start()
+                self.say(f"{child.name} restarted (pid {process.pid})")
 
     def stop(self) -> None:
         """SIGTERM to every child, newest first; SIGKILL to any still running after 15 s."""
         for child in reversed(self.children):
-            if child.running():
+            if child.running() and child.process is not None:
                 child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 15
         for child in self.children:

@@ -418,7 +418,8 @@ def _succeed(run: SnapshotRun, counts: Counts, progress: Progress, **fields: Any
     """Record success and release the claim inside the run's write transaction: data, verdict
     and release commit together, so nobody sees a finished run still holding the platform."""
     _release(run)
-    if MirrorState.objects.filter(platform_id=run.platform_id, trades_as_of=run.stamp).exists():
+    if run.stamp is not None and MirrorState.objects.filter(
+            platform_id=run.platform_id, trades_as_of=run.stamp).exists():
         progress.set("adding up totals")
         refresh_totals(run.platform, run.stamp)
     now = timezone.now()

@@ -131,20 +131,21 @@ def platform_summaries(user, platforms: list[TradePlatform]) -> dict[int, dict]:
         result[p.pk] = {"accounts": 0, "margin_call": 0, "stop_out": 0, "open_trades": 0,
                         "pending": 0, "floating": None, "money": [], "state": states[p.pk]}
     accounts = MirrorAccountTotal.objects.filter(within)
-    for row in (accounts.values("platform_id", "currency").order_by("platform_id", "currency")
-                .annotate(balance=Sum("balance"), equity=Sum("equity"), credit=Sum("credit"))):
-        result[row.pop("platform_id")]["money"].append(row)
-    for row in accounts.values("platform_id").order_by("platform_id").annotate(
+    for money in (accounts.values("platform_id", "currency").order_by("platform_id", "currency")
+                  .annotate(balance=Sum("balance"), equity=Sum("equity"), credit=Sum("credit"))):
+        result[money["platform_id"]]["money"].append(
+            {k: v for k, v in money.items() if k != "platform_id"})
+    for counted in accounts.values("platform_id").order_by("platform_id").annotate(
             n=Sum("accounts"), mc=Sum("accounts", filter=Q(margin_state="MarginCall"), default=0),
             so=Sum("accounts", filter=Q(margin_state="StopOut"), default=0)):
-        result[row["platform_id"]].update(accounts=row["n"], margin_call=row["mc"],
-                                          stop_out=row["so"])
-    for row in MirrorTradeTotal.objects.filter(within).values("platform_id") \
+        result[counted["platform_id"]].update(accounts=counted["n"], margin_call=counted["mc"],
+                                              stop_out=counted["so"])
+    for traded in MirrorTradeTotal.objects.filter(within).values("platform_id") \
             .order_by("platform_id").annotate(
                 o=Sum("trades", filter=Q(is_pending=False), default=0),
                 pe=Sum("trades", filter=Q(is_pending=True), default=0), f=Sum("profit")):
-        result[row["platform_id"]].update(open_trades=row["o"], pending=row["pe"],
-                                          floating=row["f"])
+        result[traded["platform_id"]].update(open_trades=traded["o"], pending=traded["pe"],
+                                             floating=traded["f"])
     return result
 
 
