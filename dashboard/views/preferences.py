@@ -8,13 +8,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from dashboard.access import staff_required
 from dashboard.timezones import InvalidZone, set_preference
+from platforms.access.actions import action
 from platforms.audit import Actor
 
 
 @require_POST
-@staff_required
+@action("view_tradeplatform", label="choose one's own time view (top bar)")
 def time_zone(request):
     """Keep the chosen time view (server / utc / local + zone); back to the page it came from.
     A value that names no zone is a 400 saying why, never a 500."""

@@ -75,8 +75,10 @@ def _drain_key(platform_pk: int) -> str:
     return f"trading:drain-pending:{platform_pk}"
 
 
-def request_drain(platform_pk: int) -> None:
-    """Publish one ``drain_trade_tasks`` message for the platform unless one is pending.
+def request_drain(platform_pk: int, *, lost: bool = False) -> None:
+    """Publish one ``drain_trade_tasks`` message for the platform unless one is pending
+    (``lost``: the sweeper found tasks whose message never arrived, so the pending mark is the
+    lost message's own and is dropped first).
 
     Called after the task's row is committed. The drain forgets the mark *before* it claims
     (:func:`forget_drain_request`), so a task committed before this call is either seen by the
@@ -84,6 +86,8 @@ def request_drain(platform_pk: int) -> None:
     before it existed. A mark whose message was lost expires after
     :data:`DRAIN_PENDING_SECONDS`.
     """
+    if lost:
+        forget_drain_request(platform_pk)
     try:
         fresh = cache.add(_drain_key(platform_pk), 1, timeout=DRAIN_PENDING_SECONDS)
     except Exception:  # the cache is down: one message per task is still correct

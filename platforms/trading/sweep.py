@@ -40,5 +40,5 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
         else:
             dispatch.execute_now(pk)
     for platform_pk in sorted(drains):
-        dispatch.request_drain(platform_pk)
+        dispatch.request_drain(platform_pk, lost=True)
     return {"sent": len(stale_sent), "unknown": len(due), "queued": len(lost)}

@@ -96,6 +96,8 @@ def _forms(allowed: int) -> list[Form]:
     }
     return [
         Form("account-columns", dry={"columns": "login", "query": "sort=login"}),
+        Form("time-zone"),  # no dry step: no hostile value names a time view
+
         Form("margin-alert"),  # its one field commits: each hostile action alone
         Form("snapshot-run"),
         *[Form("hedge", {"action": a}, {**rid, **body}) for a, body in (

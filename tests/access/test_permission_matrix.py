@@ -39,7 +39,8 @@ pytestmark = pytest.mark.django_db
 #: every table a POST view writes: a refused post leaves each count as it was
 WRITTEN = ["platforms.TradeTask", "platforms.TaskApproval", "platforms.MarginAlert",
            "platforms.AuditEvent", "platforms.MailJob", "platforms.MailRecipient",
-           "platforms.ReportJob", "platforms.SnapshotRun", "dashboard.ListPreference"]
+           "platforms.ReportJob", "platforms.SnapshotRun", "dashboard.ListPreference",
+           "dashboard.TimeZonePreference"]
 #: sandbox operations that change something upstream
 WRITE_OPS = {op.name for op in REGISTRY.values() if op.write}
 PASSWORD = "correct-horse-battery"  # tests.factories.StaffUserFactory's
@@ -56,8 +57,9 @@ class Row:
     needs: tuple[str, ...]
     path: dict[str, str] = field(default_factory=dict)
     body: dict[str, str] = field(default_factory=dict)
-    #: which path value names the target (login, task) — else the platform itself
-    target: str = "pk"
+    #: which path value names the target (login, task) — else the platform itself; None: the
+    #: user's own setting, with no target to be outside the scope (only "allowed" is posted)
+    target: str | None = "pk"
 
     @property
     def key(self) -> str:
@@ -69,6 +71,7 @@ def _matrix(allowed: int) -> list[Row]:
     rid = {"request_id": str(uuid.uuid4()), "confirm": "1", "password": PASSWORD}
     return [
         Row("account-columns", ("view_tradeplatform",), body={"columns": ["login", "group"]}),
+        Row("time-zone", ("view_tradeplatform",), body={"view": "utc"}, target=None),
         Row("margin-alert", ("acknowledge_alerts",), body={"action": "ack"}, target="login"),
         Row("margin-alert", ("acknowledge_alerts",), body={"action": "assign"},
             target="login"),
@@ -185,7 +188,7 @@ def test_permission_matrix(client, world, clean_sandbox):  # noqa: F811 (world: 
     for row in _matrix(allowed_login):
         for who, user in users.items():
             client.force_login(user)
-            for target in TARGETS:
+            for target in TARGETS if row.target else TARGETS[:1]:
                 kwargs = _path(row, target, world, base, tasks)
                 url = reverse(f"dashboard:{row.name}", kwargs=kwargs)
                 codenames = row.needs
