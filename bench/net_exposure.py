@@ -55,8 +55,8 @@ AIM_PAGE_MS = 100.0
 AIM_LIVE_MS = 500.0
 LIVE_SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY")
 LIVE_SPACING_S = 0.3
-HEDGES = [(0, "EURUSD", "buy", 3.0), (1, "EURUSD", "sell", 1.0), (2, "GBPUSD", "buy", 2.0),
-          (3, "USDJPY", "sell", 1.5), (4, "XAUUSD", "buy", 0.5)]
+HEDGES = [(0, "EURUSD", "BUY", 3.0), (1, "EURUSD", "SELL", 1.0), (2, "GBPUSD", "BUY", 2.0),
+          (3, "USDJPY", "SELL", 1.5), (4, "XAUUSD", "BUY", 0.5)]
 
 
 def figures(times: list[float]) -> dict:
@@ -77,7 +77,7 @@ def naive_exposure(manager, accounts, bridge_config) -> dict[str, float]:
     for account in accounts:
         with BridgeClient(bridge_config(account)) as bridge:
             for position in bridge.positions().positions:
-                sign = 1 if position.type == "buy" else -1
+                sign = 1 if position.type == "BUY" else -1
                 net[position.symbol] = net.get(position.symbol, 0.0) - sign * position.volume
     return net
 

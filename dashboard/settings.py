@@ -179,6 +179,9 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": env.str("DASHBOARD_CACHE_DIR", default=str(VAR_DIR / "cache")),
+            # Django's default (300 entries, then a third culled at random) dropped entries that
+            # must live their TTL (coverage snapshots, drain marks) once sign-ins filled it.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
