@@ -32,12 +32,16 @@ def desk(live_server_url, client):  # noqa: F811
     """A superuser's session and the sandbox MT4 platform mirrored (accounts, trades, a
     symbol), one account with a name too long for its column."""
     from django.contrib.auth import get_user_model
+    from django.utils import timezone
 
-    from platforms.mirror.models import MirrorAccount
+    from platforms.mirror.models import MirrorAccount, MirrorState
     from platforms.models import TradePlatform
 
     mt4 = TradePlatform.objects.get(name="Sandbox MT4")
     rows = _mirror_from_sandbox(mt4)
+    now = timezone.now()  # as a snapshot run leaves it: the pages say how old their data is
+    MirrorState.objects.update_or_create(platform=mt4, defaults={
+        "accounts_as_of": now, "trades_as_of": now})
     first = min(row.login for row in rows)
     MirrorAccount.objects.filter(platform=mt4, login=first).update(name=LONG_NAME)
     user = get_user_model().objects.create_superuser("look-browser", "look@example.com",
