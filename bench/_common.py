@@ -111,3 +111,39 @@ def drop_database(url: str) -> None:
     dsn, name = admin_dsn(url)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def child_django(db: str, prefix: str, pg_url: str) -> Path:
+    """Set up Django in a bench's child process on a fresh, migrated database of ``db``
+    ("sqlite" in a temp folder, else ``pg_url``) with no Redis; returns its work folder."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"{prefix}-{db}-"))
+    os.environ["DASHBOARD_VAR_DIR"] = str(workdir)
+    os.environ.pop("REDIS_URL", None)
+    if db == "sqlite":
+        migrated_sqlite(workdir / "bench.sqlite3")
+        os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    else:
+        recreate_database(pg_url)
+        os.environ["DATABASE_URL"] = pg_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "dashboard.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()
+    call_command("migrate", verbosity=0)
+    return workdir
+
+
+def sandbox_from_ready_file(path: str):
+    """The sandbox a bench's parent started, as its ready file describes it."""
+    import json
+
+    from platforms.sandbox.process import SandboxInfo
+
+    info = json.loads(Path(path).read_text())
+    return SandboxInfo(info["base_url"], info["sidecar_url"], info["authority"],
+                       info["client_id"], info["client_secret"], info["platforms"]["MT4"],
+                       info["platforms"]["MT5"], info["control_url"], process=None)

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import drop_database, migrated_sqlite, percentile, recreate_database  # noqa: E402
+from bench._common import child_django, drop_database, percentile, sandbox_from_ready_file  # noqa: E402
 
 PG_URL = os.environ.get("PG_URL", "postgres://postgres@127.0.0.1:5432/dashboard_bench_pages")
 SORTS = ["login", "-margin_level", "margin_level", "name", "-equity", "group", "-balance",
@@ -91,36 +91,16 @@ def naive_accounts_page(client, query: dict) -> list:
 
 
 def child(db: str, ready_file: str, requests: int, baseline_requests: int) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix=f"bench-pages-{db}-"))
-    os.environ["DASHBOARD_VAR_DIR"] = str(workdir)
-    os.environ.pop("REDIS_URL", None)
-    if db == "sqlite":
-        migrated_sqlite(workdir / "bench.sqlite3")
-        os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    else:
-        recreate_database(PG_URL)
-        os.environ["DATABASE_URL"] = PG_URL
-    os.environ["DJANGO_SETTINGS_MODULE"] = "dashboard.settings"
-    import django
-
-    django.setup()
+    child_django(db, "bench-pages", PG_URL)
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.test import Client
-    from django.test.utils import setup_test_environment
 
     from platforms.connections import client_for
     from platforms.mirror.models import MirrorAccount, MirrorOpenTrade, SnapshotRun
     from platforms.mirror.runs import execute_run
-    from platforms.sandbox.process import SandboxInfo
     from platforms.services import register_sandbox_platforms
 
-    setup_test_environment()
-    call_command("migrate", verbosity=0)
-    info = json.loads(Path(ready_file).read_text())
-    sandbox = SandboxInfo(info["base_url"], info["sidecar_url"], info["authority"],
-                          info["client_id"], info["client_secret"], info["platforms"]["MT4"],
-                          info["platforms"]["MT5"], info["control_url"], process=None)
+    sandbox = sandbox_from_ready_file(ready_file)
     mt4, _ = register_sandbox_platforms(sandbox)
     started = time.perf_counter()
     execute_run(SnapshotRun.objects.create(platform=mt4, kind="full").pk)

@@ -41,7 +41,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import drop_database, percentile, recreate_database  # noqa: E402
+from bench._common import (  # noqa: E402
+    child_django,
+    drop_database,
+    percentile,
+    sandbox_from_ready_file,
+)
 
 PG_URL = os.environ.get("PG_URL", "postgres://postgres@127.0.0.1:5432/dashboard_bench_search")
 NO_MATCH = ["zzqx", "qwxz", "xjqv@", "999.999"]
@@ -117,37 +122,18 @@ def index_build_seconds(connection) -> float:
 
 
 def child(db: str, ready_file: str, requests: int) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix=f"bench-search-{db}-"))
-    os.environ["DASHBOARD_VAR_DIR"] = str(workdir)
-    os.environ.pop("REDIS_URL", None)
-    if db == "sqlite":
-        os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    else:
-        recreate_database(PG_URL)
-        os.environ["DATABASE_URL"] = PG_URL
-    os.environ["DJANGO_SETTINGS_MODULE"] = "dashboard.settings"
-    import django
-
-    django.setup()
+    child_django(db, "bench-search", PG_URL)
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection, transaction
     from django.test import Client
-    from django.test.utils import setup_test_environment
 
     from platforms.mirror import search
     from platforms.mirror.models import MirrorAccount, SnapshotRun
     from platforms.mirror.runs import execute_run
-    from platforms.sandbox.process import SandboxInfo
     from platforms.services import register_sandbox_platforms
     from tests.support.staff import make_staff
 
-    setup_test_environment()
-    call_command("migrate", verbosity=0)
-    info = json.loads(Path(ready_file).read_text())
-    sandbox = SandboxInfo(info["base_url"], info["sidecar_url"], info["authority"],
-                          info["client_id"], info["client_secret"], info["platforms"]["MT4"],
-                          info["platforms"]["MT5"], info["control_url"], process=None)
+    sandbox = sandbox_from_ready_file(ready_file)
     platforms = register_sandbox_platforms(sandbox)
     started = time.perf_counter()
     for platform in platforms:
