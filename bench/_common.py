@@ -147,3 +147,12 @@ def sandbox_from_ready_file(path: str):
     return SandboxInfo(info["base_url"], info["sidecar_url"], info["authority"],
                        info["client_id"], info["client_secret"], info["platforms"]["MT4"],
                        info["platforms"]["MT5"], info["control_url"], process=None)
+
+
+def child_finished(db: str, pg_url: str) -> None:
+    """A bench child's last step: its PostgreSQL database dropped (kept with BENCH_KEEP_DB)."""
+    if db == "postgres" and not os.environ.get("BENCH_KEEP_DB"):
+        from django.db import connections
+
+        connections.close_all()
+        drop_database(pg_url)

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import child_django, drop_database, percentile, sandbox_from_ready_file  # noqa: E402
+from bench._common import (  # noqa: E402
+    child_django,
+    child_finished,
+    peak_rss_mb,
+    percentile,
+    sandbox_from_ready_file,
+)
 
 PG_URL = os.environ.get("PG_URL", "postgres://postgres@127.0.0.1:5432/dashboard_bench_pages")
 SORTS = ["login", "-margin_level", "margin_level", "name", "-equity", "group", "-balance",
@@ -135,12 +140,8 @@ def child(db: str, ready_file: str, requests: int, baseline_requests: int) -> di
             naive_accounts_page(client, query)
             times.append(time.perf_counter() - t0)
         results["baseline"] = figures(times)
-    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    if db == "postgres" and not os.environ.get("BENCH_KEEP_DB"):
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(PG_URL)
+    results["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    child_finished(db, PG_URL)
     return results
 
 

@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench._common import (  # noqa: E402
     child_django,
-    drop_database,
+    child_finished,
+    peak_rss_mb,
     percentile,
     sandbox_from_ready_file,
 )
@@ -170,12 +170,8 @@ def child(db: str, ready_file: str, requests: int) -> dict:
     finally:
         search._substring, search.sqlite_index_ready = indexed
     results["baseline"] = figures(naive)
-    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    if db == "postgres" and not os.environ.get("BENCH_KEEP_DB"):
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(PG_URL)
+    results["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    child_finished(db, PG_URL)
     return results
 
 

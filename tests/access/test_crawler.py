@@ -162,11 +162,13 @@ def _mirror_from_sandbox(mt4) -> list[MirrorAccount]:
     for i, row in enumerate(rows[:60]):
         trades.append(MirrorOpenTrade(
             platform=mt4, ticket=9_000_000 + i, login=row.login, group=row.group,
-            symbol="EURUSD", command="Buy", volume=100, volume_lots=1.0, open_price=1.1,
+            symbol="EURUSD", digits=5, command="Buy", volume=100, volume_lots=1.0,
+            open_price=1.1,
             current_price=1.1, profit=1.0, open_time=now, last_seen_at=now))
         closed.append(MirrorClosedTrade(
             platform=mt4, ticket=9_500_000 + i, login=row.login, group=row.group,
-            symbol="EURUSD", command="Sell", volume_lots=1.0, open_price=1.1, close_price=1.09,
+            symbol="EURUSD", digits=5, command="Sell", volume_lots=1.0, open_price=1.1,
+            close_price=1.09,
             profit=10.0, state="ClosedNormal", open_time=now, close_time=now,
             last_seen_at=now))
     MirrorOpenTrade.objects.bulk_create(trades)
